@@ -1,0 +1,3 @@
+//! Tensor operations with the exact numerics of the PyTorch functions the published code calls.
+
+pub mod resample;

@@ -1,0 +1,70 @@
+//! A loaded model, ready to generate: the transformer (with its LR encoder and refiner), the
+//! VQVAE, the device and a description for people.
+
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+
+use super::{Noise, Observer, Result, SamplingParams};
+
+/// Where to load a model from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelSpec {
+    /// The small model embedded in the binary (`models/varsr-studio-small.safetensors`).
+    Embedded,
+    /// A folder with the released `VARSR.pth` and `VQVAE.pth`, or one converted `.safetensors` file.
+    Path(PathBuf),
+}
+
+/// The output of the scale loop for one batch of LR inputs.
+pub struct Generated {
+    /// The final latent after the refiner, `(B, Cvae, pn, pn)`.
+    pub f_hat: Tensor,
+    /// Token ids per scale, each `(B, pn²)` u32.
+    pub tokens: Vec<Tensor>,
+}
+
+pub struct Engine {
+    pub var: crate::model::var::Var,
+    pub vae: crate::model::vqvae::Vqvae,
+    pub device: Device,
+    /// One line for people: which model, its size, where it came from.
+    pub description: String,
+}
+
+impl Engine {
+    /// Side in pixels of the model's input and output (512 for the release).
+    pub fn tile_px(&self) -> usize {
+        self.latent_side() * self.vae.downsample()
+    }
+
+    /// Side of the final latent grid (the last patch number; 32 for the release).
+    pub fn latent_side(&self) -> usize {
+        *self.var.config.patch_nums.last().unwrap_or(&0)
+    }
+
+    pub fn patch_nums(&self) -> &[usize] {
+        &self.var.config.patch_nums
+    }
+
+    /// Runs the scale loop and the refiner on `lr` (`(B, 3, tile_px, tile_px)` in [-1, 1]).
+    ///
+    /// `locked` holds the token ids of the first `locked.len()` scales to reuse instead of
+    /// sampling ("re-run from scale k", and teacher forcing in tests).
+    pub fn generate(
+        &self,
+        lr: &Tensor,
+        params: &SamplingParams,
+        locked: &[Tensor],
+        noise: &mut dyn Noise,
+        observer: &mut dyn Observer,
+        tile: (usize, usize),
+    ) -> Result<Generated> {
+        super::generate::generate(self, lr, params, locked, noise, observer, tile)
+    }
+
+    /// Decodes a latent `(B, Cvae, h, w)` to an image `(B, 3, h·f, w·f)` in [0, 1].
+    pub fn decode(&self, f_hat: &Tensor) -> Result<Tensor> {
+        Ok(self.vae.decode_to_unit(f_hat)?)
+    }
+}
