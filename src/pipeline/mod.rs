@@ -8,6 +8,7 @@ pub mod generate;
 pub mod noise;
 pub mod params;
 pub mod preview;
+pub mod progress;
 pub mod refiner;
 pub mod sampling;
 pub mod tiling;
