@@ -3,6 +3,7 @@
 pub mod config;
 pub mod diffloss;
 pub mod encoder;
+pub mod random_init;
 pub mod rope;
 pub mod transformer;
 pub mod var;

@@ -30,6 +30,8 @@ pub struct Engine {
     pub device: Device,
     /// One line for people: which model, its size, where it came from.
     pub description: String,
+    /// Latent → RGB map for previews, fitted on first use.
+    pub preview_map: std::sync::OnceLock<Tensor>,
 }
 
 impl Engine {
@@ -61,6 +63,15 @@ impl Engine {
         tile: (usize, usize),
     ) -> Result<Generated> {
         super::generate::generate(self, lr, params, locked, noise, observer, tile)
+    }
+
+    /// The preview colour map, fitted by decoding a small latent the first time it is needed.
+    pub fn preview_map(&self) -> Result<Tensor> {
+        if let Some(m) = self.preview_map.get() {
+            return Ok(m.clone());
+        }
+        let m = super::preview::fit_rgb_map(self)?;
+        Ok(self.preview_map.get_or_init(|| m).clone())
     }
 
     /// Decodes a latent `(B, Cvae, h, w)` to an image `(B, 3, h·f, w·f)` in [0, 1].

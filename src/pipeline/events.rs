@@ -51,6 +51,13 @@ pub trait Observer {
     fn wants_previews(&self) -> bool {
         false
     }
+    /// Intermediate tensors by name (`guided_logits_s{k}`, `f_hat_after_s{k}`, `refiner_cond`,
+    /// `refiner_out`), for checking a run against the published code. Ignored unless overridden.
+    fn tap(&mut self, _name: &str, _value: &candle_core::Tensor) {}
+    /// Whether [`Observer::tap`] wants values (building them costs copies).
+    fn wants_taps(&self) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything (headless runs without progress).

@@ -2,6 +2,7 @@
 //! previews and progress. Separate from the networks (`model`) and from threads/windows (`worker`, `app`).
 
 pub mod engine;
+pub mod engine_load;
 pub mod error;
 pub mod events;
 pub mod generate;

@@ -1,1 +1,1 @@
-//! (in progress)
+//! The VQVAE encoder, used only for training (to be written with the training code).

@@ -1,0 +1,107 @@
+//! Building an [`Engine`] from weights: the release's checkpoints, a converted file, the embedded model,
+//! or random weights (benchmarks).
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use super::engine::{Engine, ModelSpec};
+use super::{Error, Result};
+use crate::model::config::{VarConfig, VqvaeConfig};
+use crate::model::random_init::RandomInit;
+use crate::model::var::Var;
+use crate::model::vqvae::Vqvae;
+use crate::weights::{ModelFiles, WeightsError, open_model_files};
+
+/// Metadata key of a converted file that holds the model configuration as JSON ([`ModelMeta`]).
+pub const META_KEY: &str = "varsr.config";
+
+/// What a converted or trained model file says about itself.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ModelMeta {
+    pub name: String,
+    pub var: VarConfig,
+    pub vqvae: VqvaeConfig,
+}
+
+fn weights_err(e: WeightsError) -> Error {
+    Error::Invalid(e.to_string())
+}
+
+/// The bytes of the embedded default model, when the build found one in `models/`.
+pub fn embedded_bytes() -> Option<&'static [u8]> {
+    #[cfg(varsr_embedded_model)]
+    {
+        Some(include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/varsr-studio-small.safetensors")))
+    }
+    #[cfg(not(varsr_embedded_model))]
+    {
+        None
+    }
+}
+
+impl Engine {
+    pub fn load(spec: &ModelSpec, device: &Device) -> Result<Engine> {
+        let (files, origin) = match spec {
+            ModelSpec::Embedded => {
+                let bytes = embedded_bytes().ok_or_else(|| {
+                    Error::Invalid(
+                        "this build has no embedded model (models/varsr-studio-small.safetensors was missing \
+                         when it was compiled); pass a model folder with --model"
+                            .into(),
+                    )
+                })?;
+                (ModelFiles::from_static(bytes, "embedded model").map_err(weights_err)?, "embedded".to_string())
+            }
+            ModelSpec::Path(p) => (open_model_files(p).map_err(weights_err)?, p.display().to_string()),
+        };
+        Self::from_files(&files, &origin, device)
+    }
+
+    pub fn from_files(files: &ModelFiles, origin: &str, device: &Device) -> Result<Engine> {
+        let meta = files.metadata();
+        let declared: Option<ModelMeta> = match meta.get(META_KEY) {
+            Some(json) => Some(
+                serde_json::from_str(json)
+                    .map_err(|e| Error::Invalid(format!("{origin}: unreadable `{META_KEY}` metadata: {e}")))?,
+            ),
+            None => None,
+        };
+        let var_w = files.var();
+        let vae_w = files.vae();
+        let var_cfg =
+            VarConfig::from_shapes(&|n: &str| var_w.shape(n), declared.as_ref().map(|m| m.var.patch_nums.clone()))?;
+        let vae_cfg = VqvaeConfig::from_shapes(&|n: &str| vae_w.shape(n))?;
+        if var_cfg.vocab_size != vae_cfg.vocab_size || var_cfg.cvae != vae_cfg.cvae {
+            return Err(Error::Invalid(format!(
+                "{origin}: the transformer predicts {} codes of {} channels but the VQVAE has {} codes of {}",
+                var_cfg.vocab_size, var_cfg.cvae, vae_cfg.vocab_size, vae_cfg.cvae
+            )));
+        }
+        let var = Var::new(var_cfg, files.var_builder(DType::F32, device))?;
+        let vae = Vqvae::new(vae_cfg, files.vae_builder(DType::F32, device))?;
+        let name = declared.map(|m| m.name).unwrap_or_else(|| "VARSR".to_string());
+        Ok(Self::assemble(var, vae, device, format!("{name} from {origin}")))
+    }
+
+    /// A model of the given sizes with seeded random weights, for benchmarks and tests of plumbing.
+    pub fn random(var_cfg: VarConfig, vae_cfg: VqvaeConfig, seed: u64, device: &Device) -> Result<Engine> {
+        let vb = |s| VarBuilder::from_backend(Box::new(RandomInit::new(s)), DType::F32, device.clone());
+        let var = Var::new(var_cfg, vb(seed))?;
+        let vae = Vqvae::new(vae_cfg, vb(seed ^ 0x9e37))?;
+        Ok(Self::assemble(var, vae, device, "random weights (not a trained model)".to_string()))
+    }
+
+    fn assemble(var: Var, vae: Vqvae, device: &Device, summary: String) -> Engine {
+        let c = &var.config;
+        let description = format!(
+            "{summary}: depth {}, width {}, {} scales up to {}×{}, {} px tiles",
+            c.depth,
+            c.embed_dim,
+            c.patch_nums.len(),
+            c.final_side(),
+            c.final_side(),
+            c.final_side() * vae.downsample()
+        );
+        Engine { var, vae, device: device.clone(), description, preview_map: Default::default() }
+    }
+}

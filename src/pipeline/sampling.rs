@@ -1,0 +1,125 @@
+//! Token choice from guided logits: top-k, then top-p, then a multinomial draw
+//! (`sample_with_top_k_top_p_`, models/helpers.py). `top_k = 1` is argmax and draws nothing.
+
+use candle_core::{Device, Result, Tensor};
+
+use super::Noise;
+
+/// Chooses one token per row of `logits` `(B, L, V)` (f32); returns `(B, L)` u32.
+pub fn sample(logits: &Tensor, top_k: usize, top_p: f32, noise: &mut dyn Noise) -> Result<Tensor> {
+    let (b, l, v) = logits.dims3()?;
+    let flat = logits.flatten_all()?.to_vec1::<f32>()?;
+    let uniforms = if top_k == 1 { Vec::new() } else { noise.uniform(b * l) };
+    let ids: Vec<u32> = flat
+        .chunks_exact(v)
+        .enumerate()
+        .map(|(r, row)| if top_k == 1 { argmax(row) } else { sample_row(row, top_k, top_p, uniforms[r]) })
+        .collect();
+    Tensor::from_vec(ids, (b, l), &Device::Cpu)?.to_device(logits.device())
+}
+
+/// Index of the largest value; the first one on ties (the reference breaks ties at random, and the
+/// fixture has none).
+pub fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in row.iter().enumerate() {
+        if x > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Probabilities after the top-k and top-p filters, in the reference's order of operations.
+pub fn filtered_probs(row: &[f32], top_k: usize, top_p: f32) -> Vec<f64> {
+    let mut logits: Vec<f64> = row.iter().map(|&x| x as f64).collect();
+    if top_k > 0 && top_k < logits.len() {
+        let mut sorted = logits.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        let kth = sorted[top_k - 1];
+        for x in logits.iter_mut() {
+            if *x < kth {
+                *x = f64::NEG_INFINITY;
+            }
+        }
+    }
+    let softmax = |l: &[f64]| {
+        let m = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = l.iter().map(|x| (x - m).exp()).collect();
+        let s: f64 = e.iter().sum();
+        e.into_iter().map(|x| x / s).collect::<Vec<_>>()
+    };
+    if top_p > 0.0 {
+        let p = softmax(&logits);
+        let mut order: Vec<usize> = (0..p.len()).collect();
+        order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+        let mut cum = 0.0;
+        let threshold = 1.0 - top_p as f64;
+        for (rank, &i) in order.iter().enumerate() {
+            cum += p[i];
+            // The largest entry is always kept.
+            if cum <= threshold && rank + 1 < order.len() {
+                logits[i] = f64::NEG_INFINITY;
+            }
+        }
+    }
+    softmax(&logits)
+}
+
+fn sample_row(row: &[f32], top_k: usize, top_p: f32, u: f32) -> u32 {
+    let p = filtered_probs(row, top_k, top_p);
+    let mut acc = 0.0;
+    let target = u as f64;
+    let mut last_nonzero = 0;
+    for (i, &pi) in p.iter().enumerate() {
+        if pi > 0.0 {
+            last_nonzero = i;
+            acc += pi;
+            if target < acc {
+                return i as u32;
+            }
+        }
+    }
+    last_nonzero as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::SeededNoise;
+
+    #[test]
+    fn top_k_one_is_argmax() -> Result<()> {
+        let logits = Tensor::new(&[[[0.1f32, 3.0, 2.9, -1.0], [5.0, 1.0, 0.0, 4.99]]], &Device::Cpu)?;
+        let ids = sample(&logits, 1, 0.75, &mut SeededNoise::new(0))?.to_vec2::<u32>()?;
+        assert_eq!(ids, vec![vec![1, 0]]);
+        Ok(())
+    }
+
+    #[test]
+    fn top_k_and_top_p_filters_keep_the_expected_support() {
+        // softmax of ln(p) is p: probabilities 0.5, 0.3, 0.15, 0.05.
+        let row: Vec<f32> = [0.5f32, 0.3, 0.15, 0.05].iter().map(|p| p.ln()).collect();
+        let p = filtered_probs(&row, 3, 1.0);
+        assert_eq!(p[3], 0.0);
+        assert!((p[0] - 0.5 / 0.95).abs() < 1e-6);
+        // top_p 0.75: ascending cumsum 0.05, 0.20, 0.50, 1.0 ≤ 0.25 removes the two smallest.
+        let p = filtered_probs(&row, 0, 0.75);
+        assert_eq!((p[2], p[3]), (0.0, 0.0));
+        assert!((p[0] - 0.625).abs() < 1e-6 && (p[1] - 0.375).abs() < 1e-6);
+    }
+
+    #[test]
+    fn multinomial_frequencies_follow_the_probabilities() {
+        let row: Vec<f32> = [0.6f32, 0.3, 0.1].iter().map(|p| p.ln()).collect();
+        let mut noise = SeededNoise::new(11);
+        let n = 20_000;
+        let mut counts = [0usize; 3];
+        for u in noise.uniform(n) {
+            counts[sample_row(&row, 0, 1.0, u) as usize] += 1;
+        }
+        for (c, p) in counts.iter().zip([0.6, 0.3, 0.1]) {
+            assert!((*c as f64 / n as f64 - p).abs() < 0.015, "{counts:?}");
+        }
+    }
+}
