@@ -1,1 +1,107 @@
-//! (in progress)
+//! The `varsr` command line: no arguments (or image files) opens the desktop app; `upscale`,
+//! `convert` and `info` work headless.
+
+pub mod bar;
+pub mod convert;
+pub mod device;
+pub mod image_io;
+pub mod info;
+pub mod inputs;
+pub mod naming;
+pub mod upscale;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "varsr",
+    version,
+    about = "VARSR Studio: 4× photo super-resolution with visual autoregressive modelling",
+    long_about = "VARSR Studio: 4× photo super-resolution with visual autoregressive modelling (VARSR, ICML 2025).\n\n\
+                  Without a subcommand it opens the desktop app (with the given images, if any).\n\
+                  `varsr upscale` works from the command line, for scripts and batches.",
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  varsr                       open the desktop app\n  varsr photo.jpg             open the app with a photo\n  \
+                  varsr upscale photo.jpg     write photo_varsr_x4.png beside it\n  varsr info model/            show a model's configuration"
+)]
+pub struct Cli {
+    /// Images to open in the desktop app.
+    #[arg(value_name = "IMAGES")]
+    pub files: Vec<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Upscale images and folders of images, writing the results to files.
+    Upscale(upscale::UpscaleArgs),
+    /// Convert the released checkpoints into one safetensors file.
+    Convert(convert::ConvertArgs),
+    /// Show a model's configuration.
+    Info(info::InfoArgs),
+}
+
+/// What `main` should do after parsing.
+pub enum Action {
+    /// Open the desktop app with these files.
+    Gui(Vec<PathBuf>),
+    /// A headless command ran; exit with this status.
+    Exit(ExitCode),
+}
+
+pub fn run(cli: Cli) -> Action {
+    match cli.command {
+        None => Action::Gui(cli.files),
+        Some(Command::Upscale(a)) => Action::Exit(upscale::run(a)),
+        Some(Command::Convert(a)) => Action::Exit(convert::run(a)),
+        Some(Command::Info(a)) => Action::Exit(info::run(a)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn files_without_subcommand_open_the_app() {
+        let cli = Cli::try_parse_from(["varsr", "a.png", "b c.jpg"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.files.len(), 2);
+    }
+
+    #[test]
+    fn scale_conflicts_with_a_target_size() {
+        assert!(
+            Cli::try_parse_from(["varsr", "upscale", "a.png", "--scale", "3", "--width", "10"])
+                .is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "varsr", "upscale", "a.png", "--width", "10", "--height", "5"
+            ])
+            .is_err()
+        );
+        assert!(Cli::try_parse_from(["varsr", "upscale", "a.png", "--scale", "5"]).is_err());
+        assert!(Cli::try_parse_from(["varsr", "upscale", "a.png", "--top-p", "0"]).is_err());
+        let ok = Cli::try_parse_from([
+            "varsr", "upscale", "a.png", "--width", "10", "--device", "cuda:1",
+        ])
+        .unwrap();
+        let Some(Command::Upscale(a)) = ok.command else {
+            panic!()
+        };
+        assert_eq!(a.width, Some(10));
+        assert_eq!(a.device, device::DeviceArg::Cuda(1));
+    }
+}

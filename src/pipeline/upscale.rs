@@ -102,6 +102,16 @@ impl UpscaleInput {
         }
     }
 
+    /// A loaded file: upright RGB, alpha and metadata as `imaging::load` gives them.
+    pub fn from_loaded(image: crate::imaging::LoadedImage) -> Self {
+        Self {
+            rgb: image.rgb,
+            alpha: image.alpha,
+            icc: image.icc,
+            exif: image.exif,
+        }
+    }
+
     /// Any decoded image: 8-bit RGB, with alpha when the image has an alpha channel.
     pub fn from_dynamic(image: &DynamicImage) -> Self {
         if image.color().has_alpha() {
@@ -439,11 +449,11 @@ pub fn upscale(
     let (tw, th) = plan.target;
     let sr = imaging::resize_rgb(&decoded, tw, th);
     let reference = imaging::resize_rgb(&input.rgb, tw, th);
-    let rgb = adain_colour_fix(&sr, &reference);
+    let rgb = imaging::adain_color_fix(&sr, &reference);
     let alpha = input
         .alpha
         .as_ref()
-        .map(|a| imaging::resize_gray(a, tw, th));
+        .map(|a| imaging::upscale_alpha(a, tw, th));
     job.eta.decode_done(1.0, job.now());
     job.report();
 
@@ -668,33 +678,6 @@ fn crop_latent(
     out
 }
 
-/// AdaIN colour fix of `adain_color_fix` (VARSR `myutils/wavelet_color_fix.py`): per channel,
-/// match the mean and unbiased standard deviation (`sqrt(var + 1e-5)`) of `sr` to `reference`,
-/// clamp to [0, 1], and truncate to 8 bits (`ToPILImage` does `mul(255).byte()`).
-pub fn adain_colour_fix(sr: &RgbImage, reference: &RgbImage) -> RgbImage {
-    let stats = |img: &RgbImage, c: usize| {
-        let n = (img.width() as f64) * (img.height() as f64);
-        let mean = img.pixels().map(|p| p.0[c] as f64 / 255.0).sum::<f64>() / n;
-        let var = img
-            .pixels()
-            .map(|p| (p.0[c] as f64 / 255.0 - mean).powi(2))
-            .sum::<f64>()
-            / (n - 1.0).max(1.0);
-        (mean, (var + 1e-5).sqrt())
-    };
-    let mut out = sr.clone();
-    for c in 0..3 {
-        let (ms, ss) = stats(sr, c);
-        let (mr, sref) = stats(reference, c);
-        let (ms, ss, mr, sref) = (ms as f32, ss as f32, mr as f32, sref as f32);
-        for p in out.pixels_mut() {
-            let v = ((p.0[c] as f32 / 255.0 - ms) / ss * sref + mr).clamp(0.0, 1.0);
-            p.0[c] = (v * 255.0) as u8;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -774,21 +757,6 @@ mod tests {
         assert_eq!(merge_alpha(&input.rgb, input.alpha.as_ref().unwrap()), img);
         let opaque = RgbaImage::from_pixel(2, 2, image::Rgba([1, 2, 3, 255]));
         assert!(UpscaleInput::from_rgba(&opaque).alpha.is_none());
-    }
-
-    /// Hand-computed AdaIN: a two-level SR with mean 0.5 and a constant-plus-step reference.
-    #[test]
-    fn adain_matches_hand_computation() {
-        let sr = RgbImage::from_fn(2, 1, |x, _| image::Rgb([if x == 0 { 0 } else { 255 }; 3]));
-        let reference =
-            RgbImage::from_fn(2, 1, |x, _| image::Rgb([if x == 0 { 51 } else { 102 }; 3]));
-        let out = adain_colour_fix(&sr, &reference);
-        // sr: mean 0.5, unbiased var 0.5 → σ = sqrt(0.50001); ref: mean 0.3, var 0.02 → sqrt(0.02001).
-        let (ss, sref) = (0.50001f64.sqrt(), 0.02001f64.sqrt());
-        let lo = ((-0.5 / ss * sref + 0.3) * 255.0) as u8;
-        let hi = ((0.5 / ss * sref + 0.3) * 255.0) as u8;
-        assert_eq!(out.get_pixel(0, 0).0, [lo; 3]);
-        assert_eq!(out.get_pixel(1, 0).0, [hi; 3]);
     }
 
     #[test]
