@@ -51,8 +51,9 @@ impl VarsrApp {
         if let JobKind::Rerun { .. } = kind
             && tokens.is_none()
         {
-            self.state.notice =
-                Some("Upscale once first; re-running keeps the coarse scales of that result.".into());
+            self.state.notice = Some(
+                "Upscale once first; re-running keeps the coarse scales of that result.".into(),
+            );
             return;
         }
         // A newer request replaces the running one.
@@ -179,7 +180,8 @@ impl VarsrApp {
                 let Some(mut j) = self.state.job.take() else {
                     return;
                 };
-                let texture = TiledTexture::new(&self.ctx, &format!("result{job}.{variant}"), &image);
+                let texture =
+                    TiledTexture::new(&self.ctx, &format!("result{job}.{variant}"), &image);
                 let mut options = j.options.clone();
                 options.params.seed = seed;
                 let sample = Sample {

@@ -84,6 +84,9 @@ mod tests {
         assert_eq!(log.len(), MAX_LINES);
         let text = log.text();
         assert!(!text.contains("] line 4\n"));
-        assert!(text.trim_end().ends_with(&format!("line {}", MAX_LINES + 4)));
+        assert!(
+            text.trim_end()
+                .ends_with(&format!("line {}", MAX_LINES + 4))
+        );
     }
 }

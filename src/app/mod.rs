@@ -8,12 +8,13 @@ mod controls;
 mod export;
 mod jobs;
 pub mod log;
+mod save;
 mod settings;
 mod shortcuts;
-mod state;
+pub mod state;
 mod tasks;
-mod textures;
-mod viewer;
+pub mod textures;
+pub mod viewer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,6 +90,11 @@ pub enum Command {
     Fit,
     Zoom(f32),
     DismissError,
+    SetCompare(CompareMode),
+    NextCompareMode,
+    SetDevice(DeviceChoice),
+    ToggleLog,
+    ToggleHelp,
 }
 
 pub struct VarsrApp {
@@ -99,6 +105,8 @@ pub struct VarsrApp {
     tasks: Tasks,
     checker: Checker,
     persist: bool,
+    /// (remembered, session) model when the session's model came from the options.
+    remembered_model: Option<(ModelChoice, ModelChoice)>,
     commands: Vec<Command>,
     ctx: egui::Context,
 }
@@ -115,8 +123,13 @@ impl VarsrApp {
                 Settings::default()
             }
         });
-        if let Some(spec) = &options.model {
-            settings.model = ModelChoice::from_spec(spec);
+        // A model given for this session only is not remembered.
+        let remembered_model = options
+            .model
+            .as_ref()
+            .map(|spec| (settings.model.clone(), ModelChoice::from_spec(spec)));
+        if let Some((_, session)) = &remembered_model {
+            settings.model = session.clone();
         }
         if let Some(d) = options.device {
             settings.device = d;
@@ -131,6 +144,7 @@ impl VarsrApp {
             tasks: Tasks::new(ctx.clone()),
             checker: Checker::new(&ctx),
             persist: options.persist,
+            remembered_model,
             commands: Vec::new(),
             ctx,
         };
@@ -145,6 +159,11 @@ impl VarsrApp {
         app
     }
 
+    /// Where pictures were drawn in the last frame (tests mask them in snapshots).
+    pub fn picture_rects(&self) -> Vec<egui::Rect> {
+        self.state.picture_rects.clone()
+    }
+
     /// Queues a command as if a widget had issued it (tests, menus).
     pub fn command(&mut self, command: Command) {
         self.commands.push(command);
@@ -155,6 +174,7 @@ impl VarsrApp {
         self.state.job.is_none()
             && self.state.loading == 0
             && self.state.rerender_at.is_none()
+            && self.state.exporting == 0
             && !matches!(self.state.model, ModelStatus::Loading(_))
             && !self.tasks.dialog_open
     }
@@ -197,6 +217,23 @@ impl VarsrApp {
             }
             Command::ClearRecent => self.settings.recent.clear(),
             Command::DismissError => self.state.error = None,
+            Command::SetCompare(mode) => self.settings.compare = mode,
+            Command::NextCompareMode => {
+                let all = CompareMode::ALL;
+                let i = all
+                    .iter()
+                    .position(|m| *m == self.settings.compare)
+                    .unwrap_or(0);
+                self.settings.compare = all[(i + 1) % all.len()];
+            }
+            Command::SetDevice(d) => {
+                if d != self.settings.device {
+                    self.settings.device = d;
+                    self.apply(Command::LoadModel);
+                }
+            }
+            Command::ToggleLog => self.settings.show_log = !self.settings.show_log,
+            Command::ToggleHelp => self.state.show_help = !self.state.show_help,
             Command::Select(i) => {
                 if i < self.state.samples.len() {
                     self.state.selected = i;
@@ -263,10 +300,7 @@ impl VarsrApp {
                             .as_ref()
                             .map_or("the pasted image".to_string(), |p| p.display().to_string());
                         self.log.push(format!("Could not open {name}: {e}"));
-                        self.state.error = Some(format!(
-                            "Could not open {name}: it is not an image this program can read \
-                             ({e})."
-                        ));
+                        self.state.error = Some(e);
                     }
                 }
             }
@@ -303,7 +337,11 @@ impl VarsrApp {
             "Opened {name}: {}×{}{}",
             image.picture.width(),
             image.picture.height(),
-            if texture.has_alpha { ", with transparency" } else { "" }
+            if texture.has_alpha {
+                ", with transparency"
+            } else {
+                ""
+            }
         ));
         // A new photo: old results and a running job belong to the old one.
         if let Some(job) = self.state.job.take() {
@@ -324,7 +362,9 @@ impl VarsrApp {
 
     /// The guidance or seed changed: re-render after a pause, if there is something to redo.
     fn after_param_change(&mut self) {
-        if self.settings.live_guidance && self.state.input.is_some() && !self.state.samples.is_empty()
+        if self.settings.live_guidance
+            && self.state.input.is_some()
+            && !self.state.samples.is_empty()
         {
             self.state.rerender_at = Some(Instant::now() + RERENDER_DELAY);
         }
@@ -375,10 +415,23 @@ impl eframe::App for VarsrApp {
         shortcuts::handle(ui.ctx(), &mut self.state, &mut cmds);
         self.handle_dropped_and_pasted(ui.ctx(), &mut cmds);
         controls::menu_bar(ui, &self.settings, &self.state, &mut cmds);
-        controls::status_bar(ui, &mut self.settings, &self.state, &mut self.log, &mut cmds);
+        controls::status_bar(
+            ui,
+            &mut self.settings,
+            &self.state,
+            &mut self.log,
+            &mut cmds,
+        );
         controls::side_panel(ui, &mut self.settings, &self.state, &mut cmds);
-        compare::central(ui, &self.settings, &mut self.state, &self.checker, &mut cmds);
+        compare::central(
+            ui,
+            &self.settings,
+            &mut self.state,
+            &self.checker,
+            &mut cmds,
+        );
         export::overwrite_dialog(ui.ctx(), &self.state, &mut cmds);
+        controls::help_window(ui.ctx(), &mut self.state.show_help);
         compare::drop_overlay(ui.ctx());
         for c in cmds {
             self.apply(c);
@@ -393,7 +446,13 @@ impl eframe::App for VarsrApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         if self.persist {
-            eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+            let mut settings = self.settings.clone();
+            if let Some((remembered, session)) = &self.remembered_model
+                && settings.model == *session
+            {
+                settings.model = remembered.clone();
+            }
+            eframe::set_value(storage, eframe::APP_KEY, &settings);
         }
     }
 
@@ -426,7 +485,7 @@ impl VarsrApp {
             cmds.push(Command::Open(dropped));
         }
         // Text fields take their own pastes; only act on pastes nobody is typing into.
-        if ctx.memory(|m| m.focused().is_some()) && ctx.wants_keyboard_input() {
+        if ctx.text_edit_focused() {
             return;
         }
         for e in pasted {
@@ -441,9 +500,8 @@ impl VarsrApp {
                 egui::Event::Paste(text) => {
                     let paths = tasks::paths_in_text(&text);
                     if paths.is_empty() {
-                        self.state.notice = Some(
-                            "The clipboard holds text, not an image or a path to one.".into(),
-                        );
+                        self.state.notice =
+                            Some("The clipboard holds text, not an image or a path to one.".into());
                     } else {
                         cmds.push(Command::Open(paths));
                     }
@@ -468,19 +526,40 @@ pub fn fresh_seed() -> u64 {
 
 /// Opens the window; `files` are opened at start (the first is shown).
 pub fn run(files: Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("VARSR Studio")
+        // Matches the desktop entry, so that the window gets its icon and taskbar grouping.
+        .with_app_id("io.github.varsr_studio.VarsrStudio")
+        .with_inner_size([1280.0, 820.0])
+        .with_min_inner_size([640.0, 420.0])
+        .with_drag_and_drop(true);
+    if let Ok(icon) = eframe::icon_data::from_png_bytes(include_bytes!(
+        "../../assets/icons/io.github.varsr_studio.VarsrStudio-256.png"
+    )) {
+        viewport = viewport.with_icon(icon);
+    }
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("VARSR Studio")
-            .with_app_id("varsr-studio")
-            .with_inner_size([1280.0, 820.0])
-            .with_min_inner_size([640.0, 420.0])
-            .with_drag_and_drop(true),
+        viewport,
         renderer: eframe::Renderer::Wgpu,
         persist_window: true,
         ..Default::default()
     };
+    // VARSR_MODEL (a folder or .safetensors) and VARSR_DEVICE (auto, cpu, cuda) override the
+    // remembered choice for this session: for scripts, and for trying a model without a dialog.
+    let model = std::env::var_os("VARSR_MODEL").map(|p| ModelSpec::Path(PathBuf::from(p)));
+    let device =
+        std::env::var("VARSR_DEVICE")
+            .ok()
+            .and_then(|d| match d.to_ascii_lowercase().as_str() {
+                "cpu" => Some(DeviceChoice::Cpu),
+                "cuda" | "gpu" => Some(DeviceChoice::Cuda),
+                "auto" => Some(DeviceChoice::Auto),
+                _ => None,
+            });
     let app_options = AppOptions {
         files,
+        model,
+        device,
         ..Default::default()
     };
     eframe::run_native(

@@ -39,10 +39,13 @@ pub const HELP: &[(&str, &str)] = &[
     ("← / →", "Step through the scales"),
     ("Ctrl+1 … Ctrl+9", "Show variation 1 … 9"),
     ("Ctrl+0", "Show the input"),
+    ("M", "Next compare mode (side by side, split, result only)"),
+    ("L", "Show or hide the log"),
+    ("F1", "This list"),
 ];
 
 pub fn handle(ctx: &Context, state: &mut State, cmds: &mut Vec<Command>) {
-    let typing = ctx.wants_keyboard_input();
+    let typing = ctx.text_edit_focused();
     ctx.input_mut(|i| {
         if i.consume_shortcut(&EXPORT_AS) {
             cmds.push(Command::ExportAs);
@@ -77,6 +80,15 @@ pub fn handle(ctx: &Context, state: &mut State, cmds: &mut Vec<Command>) {
             return;
         }
         state.flip = i.key_down(Key::Space);
+        if i.consume_key(Modifiers::NONE, Key::F1) {
+            cmds.push(Command::ToggleHelp);
+        }
+        if i.consume_key(Modifiers::NONE, Key::M) {
+            cmds.push(Command::NextCompareMode);
+        }
+        if i.consume_key(Modifiers::NONE, Key::L) {
+            cmds.push(Command::ToggleLog);
+        }
         if i.consume_key(Modifiers::NONE, Key::Enter) && state.overwrite.is_none() {
             cmds.push(Command::Upscale);
         }

@@ -73,7 +73,11 @@ impl ScaleStrip {
     }
 
     pub fn pictures(&self) -> Vec<Picture> {
-        self.frames.iter().flatten().map(|(p, _)| p.clone()).collect()
+        self.frames
+            .iter()
+            .flatten()
+            .map(|(p, _)| p.clone())
+            .collect()
     }
 }
 
@@ -190,10 +194,15 @@ pub struct State {
     pub overwrite: Option<PendingOverwrite>,
     /// Files being decoded in the background.
     pub loading: usize,
+    /// Exports being written in the background.
+    pub exporting: usize,
+    pub show_help: bool,
     pub next_job: JobId,
     pub stats: FrameStats,
     /// The last pane size, for keyboard zoom about the centre.
     pub pane_size: Vec2,
+    /// Where pictures were drawn in the last frame (panes, scale thumbnails).
+    pub picture_rects: Vec<egui::Rect>,
 }
 
 impl Default for State {
@@ -214,9 +223,12 @@ impl Default for State {
             rerender_at: None,
             overwrite: None,
             loading: 0,
+            exporting: 0,
+            show_help: false,
             next_job: 1,
             stats: FrameStats::default(),
             pane_size: Vec2::new(800.0, 600.0),
+            picture_rects: Vec::new(),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-use crate::worker::{InputImage, Picture};
+use crate::worker::InputImage;
 
 #[derive(Debug)]
 pub enum Pick {
@@ -139,7 +139,12 @@ impl Tasks {
         });
     }
 
-    pub fn save_dialog(&mut self, dir: Option<PathBuf>, name: String, filters: Vec<(&'static str, &'static [&'static str])>) {
+    pub fn save_dialog(
+        &mut self,
+        dir: Option<PathBuf>,
+        name: String,
+        filters: Vec<(&'static str, &'static [&'static str])>,
+    ) {
         self.dialog(move || {
             let mut d = rfd::AsyncFileDialog::new()
                 .set_title("Export")
@@ -160,28 +165,38 @@ pub const IMAGE_EXTENSIONS: &[&str] = &[
     "png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif", "PNG", "JPG", "JPEG",
 ];
 
-/// Decodes a file with its EXIF orientation applied and alpha kept.
+/// Decodes a file upright (EXIF orientation applied), alpha, ICC and EXIF kept; failures in
+/// plain words.
 pub fn load_image(path: &Path) -> Result<InputImage, String> {
-    let picture = decode(path).map_err(|e| e.to_string())?;
-    if picture.width() == 0 || picture.height() == 0 {
-        return Err("the image is empty".into());
+    use crate::imaging::ImagingError as E;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let loaded = crate::imaging::load(path).map_err(|e| match &e {
+        E::UnknownFormat { .. } => {
+            format!("{name} is not an image this program can read (PNG, JPEG, WebP, TIFF or GIF).")
+        }
+        E::Read { source, .. } => format!("Could not read {name}: {source}."),
+        E::Decode { format, source, .. } => {
+            format!("{name} looks like a {format} image but is damaged or unusual: {source}.")
+        }
+        E::TooLarge { .. } => format!("{e}."),
+        _ => format!("Could not open {name}: {e}."),
+    })?;
+    if loaded.width() == 0 || loaded.height() == 0 {
+        return Err(format!("{name} is empty."));
     }
+    let picture = match &loaded.alpha {
+        Some(a) => crate::imaging::combine(&loaded.rgb, a).map_err(|e| e.to_string())?,
+        None => image::DynamicImage::ImageRgb8(loaded.rgb).into_rgba8(),
+    };
     Ok(InputImage {
-        picture,
+        picture: Arc::new(picture),
         path: Some(path.to_path_buf()),
+        icc: loaded.icc.map(Arc::new),
+        exif: loaded.exif.map(Arc::new),
     })
-}
-
-fn decode(path: &Path) -> anyhow::Result<Picture> {
-    use image::ImageDecoder;
-    let reader = image::ImageReader::open(path)?.with_guessed_format()?;
-    let mut decoder = reader.into_decoder()?;
-    let orientation = decoder.orientation().ok();
-    let mut img = image::DynamicImage::from_decoder(decoder)?;
-    if let Some(o) = orientation {
-        img.apply_orientation(o);
-    }
-    Ok(Arc::new(img.into_rgba8()))
 }
 
 /// A pasted clipboard image as an input.
@@ -192,10 +207,7 @@ pub fn from_color_image(image: &egui::ColorImage) -> Option<InputImage> {
         raw.extend_from_slice(&c.to_srgba_unmultiplied());
     }
     let picture = image::RgbaImage::from_raw(w as u32, h as u32, raw)?;
-    Some(InputImage {
-        picture: Arc::new(picture),
-        path: None,
-    })
+    Some(InputImage::from_picture(Arc::new(picture)))
 }
 
 /// Paths in pasted text: one per line, plain or `file://` URIs (what file managers copy).

@@ -1,12 +1,15 @@
 //! The worker's only contact with the pipeline: load a model, plan a job's tiles, run a job.
 //! Tensors stay in here; what leaves is RGBA.
 
+use std::sync::Arc;
+
 use candle_core::Device;
 
-use super::canvas::Layout;
+use super::canvas::{Layout, TileRect};
 use super::messages::{DeviceChoice, InputImage, JobOptions, ModelInfo, Picture, Tokens};
 use crate::pipeline::engine::{Engine, ModelSpec};
-use crate::pipeline::{Error, Observer, Result};
+use crate::pipeline::upscale::{self, LockedTokens, TargetSize, UpscaleInput, UpscaleOptions};
+use crate::pipeline::{Observer, Result, SeededNoise};
 
 pub struct Loaded {
     pub engine: Engine,
@@ -23,7 +26,9 @@ fn device(choice: DeviceChoice, notes: &mut Vec<String>) -> (Device, String) {
             Ok(d) => (d, "CUDA GPU 0".into()),
             Err(e) => {
                 if choice == DeviceChoice::Cuda {
-                    notes.push(format!("CUDA is not available ({e}); using the CPU instead."));
+                    notes.push(format!(
+                        "CUDA is not available ({e}); using the CPU instead."
+                    ));
                     (Device::Cpu, "CPU (CUDA not available)".into())
                 } else {
                     (Device::Cpu, "CPU".into())
@@ -33,26 +38,83 @@ fn device(choice: DeviceChoice, notes: &mut Vec<String>) -> (Device, String) {
     }
 }
 
-pub fn load(spec: &ModelSpec, choice: DeviceChoice) -> std::result::Result<Loaded, String> {
-    let mut notes = Vec::new();
-    let (_device, device_name) = device(choice, &mut notes);
-    let _ = (spec, device_name);
-    Err("loading models is not wired up yet".into())
+/// Whether a model's weights are known to be untrained (random or a test fixture).
+///
+/// The engine does not record this, so it is read from what it says about itself and where it
+/// came from; a trained release model never matches.
+fn looks_untrained(spec: &ModelSpec, description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    let from_fixture = match spec {
+        ModelSpec::Path(p) => {
+            let p = p.to_string_lossy().to_ascii_lowercase();
+            p.contains("fixture") || p.contains("parity") || p.contains("random")
+        }
+        ModelSpec::Embedded => false,
+    };
+    d.contains("random") || d.contains("untrained") || from_fixture
 }
 
-pub fn layout(_loaded: &Loaded, image: &InputImage, options: &JobOptions) -> Layout {
-    Layout::single(
-        image.picture.width() * options.scale,
-        image.picture.height() * options.scale,
-    )
+pub fn load(spec: &ModelSpec, choice: DeviceChoice) -> std::result::Result<Loaded, String> {
+    let mut notes = Vec::new();
+    let (device, device_name) = device(choice, &mut notes);
+    let engine = Engine::load(spec, &device).map_err(|e| e.to_string())?;
+    let info = ModelInfo {
+        description: engine.description.clone(),
+        tile_px: engine.tile_px(),
+        num_scales: engine.patch_nums().len(),
+        device: device_name,
+        untrained: looks_untrained(spec, &engine.description),
+    };
+    Ok(Loaded {
+        engine,
+        info,
+        notes,
+    })
+}
+
+fn options(job: &JobOptions, locked: Option<(&Tokens, usize)>) -> UpscaleOptions {
+    UpscaleOptions {
+        params: job.params.clone(),
+        size: TargetSize::Scale(job.scale),
+        locked: locked.map(|(t, from_scale)| LockedTokens {
+            from_scale,
+            per_tile: t.per_tile.clone(),
+        }),
+        ..UpscaleOptions::default()
+    }
+}
+
+/// Where each tile lands in the output, for composing previews.
+pub fn layout(loaded: &Loaded, image: &InputImage, job: &JobOptions) -> Layout {
+    let size = (image.picture.width(), image.picture.height());
+    match upscale::plan(&loaded.engine, size, &options(job, None)) {
+        Ok(plan) => Layout {
+            width: plan.target.0,
+            height: plan.target.1,
+            tiles: plan
+                .tile_rects()
+                .into_iter()
+                .map(|(x, y, w, h)| TileRect { x, y, w, h })
+                .collect(),
+        },
+        // The run itself will report the problem; previews just go without tiles.
+        Err(_) => Layout::single(size.0 * job.scale, size.1 * job.scale),
+    }
 }
 
 pub fn upscale(
-    _loaded: &Loaded,
-    _image: &InputImage,
-    _options: &JobOptions,
-    _locked: Option<(&Tokens, usize)>,
-    _observer: &mut dyn Observer,
-) -> Result<Picture> {
-    Err(Error::Invalid("upscaling is not wired up yet".into()))
+    loaded: &Loaded,
+    image: &InputImage,
+    job: &JobOptions,
+    locked: Option<(&Tokens, usize)>,
+    observer: &mut dyn Observer,
+) -> Result<(Picture, Tokens)> {
+    let input = UpscaleInput::from_rgba(&image.picture);
+    let opts = options(job, locked);
+    let mut noise = SeededNoise::new(job.params.seed);
+    let out = upscale::upscale(&loaded.engine, &input, &opts, observer, &mut noise)?;
+    let tokens = Tokens {
+        per_tile: out.tokens.clone(),
+    };
+    Ok((Arc::new(out.to_rgba()), tokens))
 }

@@ -162,7 +162,10 @@ mod tests {
     fn large_outputs_are_reduced_to_the_preview_side() {
         let mut c = Canvases::new(Layout::single(4096, 2048), 10);
         let pic = c.paste(0, 0, &solid(1, 1, [5, 5, 5])).unwrap();
-        assert_eq!((pic.width(), pic.height()), (PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE / 2));
+        assert_eq!(
+            (pic.width(), pic.height()),
+            (PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE / 2)
+        );
         assert!(c.paste(7, 0, &solid(1, 1, [5, 5, 5])).is_none());
     }
 }

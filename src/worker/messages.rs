@@ -65,6 +65,21 @@ pub struct InputImage {
     pub picture: Picture,
     /// Where it came from, for output names and metadata (None for pasted images).
     pub path: Option<PathBuf>,
+    /// Colour profile and EXIF of the source, written back into exports.
+    pub icc: Option<Arc<Vec<u8>>>,
+    pub exif: Option<Arc<Vec<u8>>>,
+}
+
+impl InputImage {
+    /// A picture without a file behind it (pasted).
+    pub fn from_picture(picture: Picture) -> Self {
+        Self {
+            picture,
+            path: None,
+            icc: None,
+            exif: None,
+        }
+    }
 }
 
 /// The token ids a finished run chose: `per_tile[tile][scale]` is a row-major `pn²` grid.
@@ -100,7 +115,10 @@ impl CancelFlag {
 #[derive(Debug)]
 pub enum Request {
     /// Load (or replace) the model; answered by `ModelLoaded` or `ModelFailed`.
-    LoadModel { spec: ModelSpec, device: DeviceChoice },
+    LoadModel {
+        spec: ModelSpec,
+        device: DeviceChoice,
+    },
     /// Upscale one image.
     Upscale {
         job: JobId,
@@ -162,9 +180,15 @@ pub enum Stage {
 #[derive(Clone, Debug)]
 pub enum Event {
     ModelLoaded(ModelInfo),
-    ModelFailed { message: String },
+    ModelFailed {
+        message: String,
+    },
     /// A job was taken from the queue and started.
-    Started { job: JobId, variant: usize, seed: u64 },
+    Started {
+        job: JobId,
+        variant: usize,
+        seed: u64,
+    },
     /// One scale of one tile is done; `preview` is the whole output as known so far at this
     /// scale (finished tiles at this scale, the others blank), reduced to at most
     /// [`super::PREVIEW_MAX_SIDE`].

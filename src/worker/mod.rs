@@ -263,10 +263,8 @@ impl WorkerState {
         }));
         let elapsed = started.elapsed();
         match result {
-            Ok(Ok(picture)) => {
-                let tokens = Arc::new(Tokens {
-                    per_tile: std::mem::take(&mut observer.tokens),
-                });
+            Ok(Ok((picture, tokens))) => {
+                let tokens = Arc::new(tokens);
                 self.log(format!(
                     "Job {job}{}: {}×{} → {}×{} in {:.1} s (seed {seed}, guidance {})",
                     variant_suffix(variant),

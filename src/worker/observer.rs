@@ -23,8 +23,6 @@ pub struct ChannelObserver {
     tile: usize,
     num_tiles: usize,
     stage: Stage,
-    /// Tokens seen so far, `[tile][scale]`, collected from the scale events.
-    pub tokens: Vec<Vec<Vec<u32>>>,
 }
 
 impl ChannelObserver {
@@ -53,7 +51,6 @@ impl ChannelObserver {
             tile: 0,
             num_tiles,
             stage: Stage::Preparing,
-            tokens: vec![Vec::new(); num_tiles],
         }
     }
 
@@ -100,20 +97,12 @@ impl Observer for ChannelObserver {
             num_scales: event.num_scales,
         };
         // Batched tiles: item `i` of the batch is tile `event.tile + i`.
-        for (i, ids) in event.tokens.iter().enumerate() {
-            let t = event.tile + i;
-            if t >= self.tokens.len() {
-                self.tokens.resize(t + 1, Vec::new());
-            }
-            let per_scale = &mut self.tokens[t];
-            if per_scale.len() <= event.scale {
-                per_scale.resize(event.scale + 1, Vec::new());
-            }
-            per_scale[event.scale] = ids.clone();
-        }
         let mut preview = None;
         for (i, p) in event.previews.iter().enumerate() {
-            preview = self.canvases.paste(event.tile + i, event.scale, p).or(preview);
+            preview = self
+                .canvases
+                .paste(event.tile + i, event.scale, p)
+                .or(preview);
         }
         self.send(Event::ScaleDone {
             job: self.job,
@@ -124,16 +113,12 @@ impl Observer for ChannelObserver {
             num_scales: event.num_scales,
             preview,
         });
-        self.send_progress();
+        // The job's token-weighted fraction follows as a `Progress::Fraction`, which reports.
     }
 
     fn progress(&mut self, progress: &Progress) {
         match *progress {
-            Progress::Fraction(f) => {
-                self.fraction = f.clamp(0.0, 1.0);
-                // The scale events already sent a progress line; this one only refreshes the ETA.
-                return;
-            }
+            Progress::Fraction(f) => self.fraction = f.clamp(0.0, 1.0),
             Progress::Encoding { tile, num_tiles } => {
                 self.tile = tile;
                 self.num_tiles = num_tiles.max(1);
@@ -148,6 +133,8 @@ impl Observer for ChannelObserver {
                 self.tile = tile;
                 self.num_tiles = num_tiles.max(1);
                 self.stage = Stage::Refining { step, steps };
+                // The fraction that follows reports it.
+                return;
             }
             Progress::Decoding => self.stage = Stage::Decoding,
         }

@@ -77,7 +77,10 @@ mod tests {
 
     #[test]
     fn memory_errors_read_as_memory_errors() {
-        let m = run_failure("DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")", "CUDA");
+        let m = run_failure(
+            "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")",
+            "CUDA",
+        );
         assert!(m.starts_with("Out of memory on CUDA"), "{m}");
         let m = run_failure("shape mismatch in matmul", "CPU");
         assert!(m.contains("shape mismatch"), "{m}");

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Screenshots of the main states of the window, taken under Xvfb and driven with xdotool, plus the
+# window's CPU use while idle. Writes screenshots/*.png.
+#
+# Debian packages: xvfb x11-apps xdotool imagemagick, and a software GPU driver for wgpu:
+# libegl1 libegl-mesa0 libgl1-mesa-dri (GL) or mesa-vulkan-drivers libvulkan1 (Vulkan).
+#
+# The model is the tiny random-weight test fixture unless VARSR_MODEL names another one: its
+# output is noise, which is what the screenshots then show.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=screenshots
+model=${VARSR_MODEL:-tests/fixtures/parity/parity-d2}
+display_num=${SCREENSHOT_DISPLAY:-97}
+# Seconds one upscale of the sample may take; raise it on slow machines.
+job_wait=${JOB_WAIT:-20}
+
+for tool in Xvfb xdotool import; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install xvfb xdotool imagemagick)" >&2; exit 1; }
+done
+
+cargo build --release --bin varsr
+
+tmp=$(mktemp -d)
+xvfb_pid=
+app_pid=
+cleanup() {
+    [ -n "$app_pid" ] && kill "$app_pid" 2>/dev/null || true
+    [ -n "$xvfb_pid" ] && kill "$xvfb_pid" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# A fresh settings folder: the screenshots show the defaults, and the person's settings stay.
+export XDG_CONFIG_HOME=$tmp/config XDG_DATA_HOME=$tmp/data HOME=$tmp/home
+mkdir -p "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$HOME/Pictures"
+cp assets/samples/butterfly_128.png "$tmp/butterfly.png"
+
+Xvfb ":$display_num" -screen 0 1280x820x24 -nolisten tcp &
+xvfb_pid=$!
+export DISPLAY=":$display_num"
+unset WAYLAND_DISPLAY
+for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
+
+VARSR_MODEL=$model VARSR_DEVICE=cpu ./target/release/varsr "$tmp/butterfly.png" \
+    >"$tmp/app.log" 2>&1 &
+app_pid=$!
+
+wid=$(xdotool search --sync --onlyvisible --name "VARSR Studio" | head -n1)
+xdotool windowmove "$wid" 0 0 windowsize "$wid" 1280 820 windowfocus --sync "$wid" || true
+mkdir -p "$out"
+
+shot() {
+    sleep "${2:-1}"
+    import -window root "$out/$1.png"
+    echo "  $out/$1.png"
+}
+key() { xdotool key --clearmodifiers "$@"; }
+
+echo "Screenshots:"
+shot 01-opened 4
+key Return
+shot 02-generating 1.2
+sleep "$job_wait"
+shot 03-result 0.5
+key 2
+shot 04-zoom-200 0.5
+xdotool keydown space
+shot 05-hold-space-input 0.5
+xdotool keyup space
+key 0 m
+shot 06-split 0.5
+key Left Left Left Left Left Left Left
+shot 07-scale-3 0.5
+key Right Right Right Right Right Right Right m
+key ctrl+s
+shot 08-exported 2
+key ctrl+s
+shot 09-overwrite-question 1
+key Escape m l
+shot 10-result-only-with-log 0.5
+key l F1
+shot 11-shortcuts 0.5
+key F1
+
+# CPU use of the idle window: processor time over a few seconds of doing nothing.
+ticks() { awk '{print $14 + $15}' "/proc/$app_pid/stat"; }
+hz=$(getconf CLK_TCK)
+sleep 2
+t0=$(ticks)
+sleep 5
+t1=$(ticks)
+echo "Idle CPU: $(( (t1 - t0) * 1000 / hz )) ms of processor time in 5 s ($(awk "BEGIN{printf \"%.1f\", ($t1-$t0)/$hz/5*100}") %)"
+echo "App log: $tmp/app.log (removed on exit)"; tail -n 5 "$tmp/app.log" || true
