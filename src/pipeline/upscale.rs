@@ -403,6 +403,14 @@ impl Observer for JobObserver<'_> {
     fn wants_previews(&self) -> bool {
         self.inner.wants_previews()
     }
+
+    fn tap(&mut self, name: &str, value: &Tensor) {
+        self.inner.tap(name, value);
+    }
+
+    fn wants_taps(&self) -> bool {
+        self.inner.wants_taps()
+    }
 }
 
 /// Upscales `input` (see the module docs for the steps).
@@ -522,10 +530,6 @@ fn generate_tiles(
         }
         let first = batch[0].index;
         job.batch_len = batch.len();
-        job.inner.progress(&Progress::Encoding {
-            tile: first,
-            num_tiles: grid.len(),
-        });
         let crops: Vec<f32> = batch
             .iter()
             .flat_map(|t| crop_unit(lr, t.x * plan.f, t.y * plan.f, tp))

@@ -1,0 +1,394 @@
+//! End-to-end tests of the `varsr` binary with the parity fixture model (a real tiny VARSR with
+//! random weights and the release's 512 px tiles). Inputs are small (≤ 128 px a side), so each is
+//! one tile and one decode; the batch test upscales several files with one model load.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use image::{GrayImage, Luma, Rgb, RgbImage, Rgba, RgbaImage};
+
+const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/parity/parity-d2"
+);
+
+fn varsr(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_varsr"))
+        .args(args)
+        .output()
+        .expect("the varsr binary runs")
+}
+
+fn os<S: AsRef<std::ffi::OsStr> + ?Sized>(s: &S) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `varsr upscale <inputs> --model fixture --device cpu --quiet <extra>`.
+fn upscale(inputs: &[&Path], extra: &[&str]) -> Output {
+    let mut args: Vec<&std::ffi::OsStr> = vec![os("upscale")];
+    args.extend(inputs.iter().map(|p| p.as_os_str()));
+    args.extend([
+        os("--model"),
+        os(MODEL),
+        os("--device"),
+        os("cpu"),
+        os("--quiet"),
+    ]);
+    args.extend(extra.iter().map(os));
+    varsr(&args)
+}
+
+/// A smooth, asymmetric test picture (so that a rotation or flip changes it).
+fn picture(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        Rgb([
+            (x * 255 / w.max(1)) as u8,
+            (y * 255 / h.max(1)) as u8,
+            ((x * 7 + y * 3) % 256) as u8,
+        ])
+    })
+}
+
+/// Minimal little-endian TIFF block with one IFD entry: Orientation (0x0112, SHORT) = `value`.
+fn exif_orientation(value: u16) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(b"II*\0");
+    t.extend_from_slice(&8u32.to_le_bytes()); // IFD0 offset
+    t.extend_from_slice(&1u16.to_le_bytes()); // one entry
+    t.extend_from_slice(&0x0112u16.to_le_bytes());
+    t.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    t.extend_from_slice(&1u32.to_le_bytes()); // count
+    t.extend_from_slice(&value.to_le_bytes());
+    t.extend_from_slice(&[0, 0]); // value padding
+    t.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    t
+}
+
+/// A JPEG with an APP1 "Exif" segment spliced in right after SOI.
+fn jpeg_with_orientation(img: &RgbImage, orientation: u16) -> Vec<u8> {
+    let mut plain = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut plain, 95)
+        .encode_image(img)
+        .unwrap();
+    assert_eq!(&plain[..2], &[0xFF, 0xD8]);
+    let tiff = exif_orientation(orientation);
+    let len = (2 + 6 + tiff.len()) as u16;
+    let mut out = plain[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(&tiff);
+    out.extend_from_slice(&plain[2..]);
+    out
+}
+
+/// Orientation 6 means "rotate 90° clockwise to display": stored (x, y) lands at (h−1−y, x).
+fn rotate_cw(img: &RgbImage) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let mut out = RgbImage::new(h, w);
+    for y in 0..h {
+        for x in 0..w {
+            out.put_pixel(h - 1 - y, x, *img.get_pixel(x, y));
+        }
+    }
+    out
+}
+
+fn png_text(path: &Path, key: &str) -> Option<String> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).ok()?));
+    let reader = decoder.read_info().ok()?;
+    let info = reader.info();
+    info.uncompressed_latin1_text
+        .iter()
+        .find(|c| c.keyword == key)
+        .map(|c| c.text.clone())
+        .or_else(|| {
+            info.utf8_text
+                .iter()
+                .find(|c| c.keyword == key)
+                .and_then(|c| c.get_text().ok())
+        })
+}
+
+#[test]
+fn help_and_version() {
+    let o = varsr(&[os("--version")]);
+    assert!(o.status.success());
+    assert_eq!(
+        text(&o).0.trim(),
+        format!("varsr {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let o = varsr(&[os("--help")]);
+    assert!(o.status.success());
+    let help = text(&o).0;
+    for word in ["upscale", "convert", "info", "desktop app"] {
+        assert!(help.contains(word), "--help lacks {word}:\n{help}");
+    }
+
+    let o = varsr(&[os("upscale"), os("--help")]);
+    assert!(o.status.success());
+    let help = text(&o).0;
+    for flag in [
+        "--output",
+        "--scale",
+        "--width",
+        "--height",
+        "--cfg",
+        "--seed",
+        "--top-k",
+        "--top-p",
+        "--model",
+        "--device",
+        "--format",
+        "--quality",
+        "--name",
+        "--overwrite",
+        "--recursive",
+        "--tile-batch",
+        "--keep-metadata",
+        "{stem}",
+        "{ext}",
+        "{scale}",
+        "{cfg}",
+        "{seed}",
+    ] {
+        assert!(help.contains(flag), "upscale --help lacks {flag}:\n{help}");
+    }
+    assert!(varsr(&[os("convert"), os("--help")]).status.success());
+
+    // Bad arguments are usage errors (exit 2), before any model is loaded.
+    let o = varsr(&[os("upscale"), os("x.png"), os("--scale"), os("5")]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = varsr(&[
+        os("upscale"),
+        os("x.png"),
+        os("--name"),
+        os("{stem}_{size}.png"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("{size}"));
+}
+
+/// One batch over a folder with non-ASCII names: odd, non-square, grayscale, RGBA and
+/// EXIF-rotated inputs, a sub-folder, and one broken file.
+#[test]
+fn batch_of_awkward_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("Bilder ü 写真");
+    let sub = src.join("sub dir");
+    std::fs::create_dir_all(&sub).unwrap();
+    let out = tmp.path().join("résultats");
+
+    picture(41, 23).save(src.join("odd wide.png")).unwrap();
+    GrayImage::from_fn(17, 33, |x, y| Luma([((x * 13 + y * 5) % 256) as u8]))
+        .save(sub.join("grå.png"))
+        .unwrap();
+    // Left half transparent, right half opaque.
+    RgbaImage::from_fn(40, 30, |x, y| {
+        let p = picture(40, 30).get_pixel(x, y).0;
+        Rgba([p[0], p[1], p[2], if x < 20 { 0 } else { 255 }])
+    })
+    .save(src.join("alpha.png"))
+    .unwrap();
+    // Stored 40×30 with orientation 6; the upright picture is 30×40.
+    let stored = picture(40, 30);
+    let jpeg = jpeg_with_orientation(&stored, 6);
+    std::fs::write(src.join("rotated.jpg"), &jpeg).unwrap();
+    // The same pixels turned upright by hand, without EXIF: must give the same output.
+    let decoded = image::load_from_memory(&jpeg).unwrap().to_rgb8();
+    assert_eq!(
+        decoded.dimensions(),
+        (40, 30),
+        "image::load_from_memory does not apply EXIF"
+    );
+    rotate_cw(&decoded).save(src.join("upright.png")).unwrap();
+    std::fs::write(
+        src.join("broken.png"),
+        b"\x89PNG\r\n\x1a\nthis is not a png",
+    )
+    .unwrap();
+
+    let o = upscale(
+        &[&src],
+        &["-o", out.to_str().unwrap(), "--recursive", "--seed", "7"],
+    );
+    let (stdout, stderr) = text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "one failure → exit 1\n{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("broken.png"), "{stderr}");
+    assert!(
+        stdout.contains("5 written, 0 skipped, 1 failed"),
+        "{stdout}"
+    );
+
+    let open = |name: &str| {
+        image::open(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}\n{stdout}\n{stderr}"))
+    };
+    assert_eq!(
+        open("odd wide_varsr_x4.png").to_rgb8().dimensions(),
+        (164, 92)
+    );
+    let gray = open("sub dir/grå_varsr_x4.png");
+    assert_eq!(gray.to_rgb8().dimensions(), (68, 132));
+
+    let alpha = open("alpha_varsr_x4.png");
+    assert!(alpha.color().has_alpha(), "alpha kept");
+    let alpha = alpha.to_rgba8();
+    assert_eq!(alpha.dimensions(), (160, 120));
+    // Away from the edge (bicubic support), left is transparent and right opaque.
+    for y in [0, 60, 119] {
+        assert_eq!(alpha.get_pixel(10, y).0[3], 0);
+        assert_eq!(alpha.get_pixel(70, y).0[3], 0);
+        assert_eq!(alpha.get_pixel(90, y).0[3], 255);
+        assert_eq!(alpha.get_pixel(159, y).0[3], 255);
+    }
+
+    let rotated = open("rotated_varsr_x4.png").to_rgb8();
+    assert_eq!(
+        rotated.dimensions(),
+        (120, 160),
+        "orientation applied before upscaling"
+    );
+    let upright = open("upright_varsr_x4.png").to_rgb8();
+    assert!(
+        rotated == upright,
+        "EXIF rotation must equal rotating the pixels clockwise by hand"
+    );
+
+    // The settings are in the PNG.
+    let json = png_text(&out.join("odd wide_varsr_x4.png"), "varsr").expect("settings chunk");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["seed"], 7);
+    assert_eq!(v["cfg"], 6.0);
+    assert_eq!(v["top_k"], 1);
+    assert_eq!(v["scale"], "4");
+    assert_eq!(v["tiling"]["tiles"], 1);
+    assert_eq!(v["tiling"]["tile_px"], 512);
+    assert!(v["model"].as_str().unwrap().contains("depth 2"), "{json}");
+    assert!(
+        v["software"]
+            .as_str()
+            .unwrap()
+            .contains(env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// Existing outputs are kept (and need no model load); `--overwrite` replaces them; other
+/// sizes, formats and name templates.
+#[test]
+fn existing_outputs_sizes_and_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("photo.png");
+    picture(40, 30).save(&input).unwrap();
+    let existing = tmp.path().join("photo_varsr_x2.png");
+    std::fs::write(&existing, b"keep me").unwrap();
+
+    let o = upscale(
+        &[&input],
+        &["--scale", "2", "--model", "/nonexistent/model"],
+    );
+    let (stdout, stderr) = text(&o);
+    assert!(
+        o.status.success(),
+        "skipped is not a failure\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("skipped") && stdout.contains("0 written, 1 skipped, 0 failed"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+
+    let o = upscale(&[&input], &["--scale", "2", "--overwrite"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(
+        image::open(&existing).unwrap().to_rgb8().dimensions(),
+        (80, 60)
+    );
+
+    let o = upscale(
+        &[&input],
+        &[
+            "--width",
+            "100",
+            "--format",
+            "jpg",
+            "--quality",
+            "80",
+            "--name",
+            "{stem}-{scale}-{cfg}-{seed}.{ext}",
+            "--cfg",
+            "6.5",
+        ],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let jpg = tmp.path().join("photo-2.5-6.5-42.jpg");
+    let img = image::open(&jpg).unwrap_or_else(|e| panic!("{e}: {:?}", text(&o)));
+    assert_eq!(img.to_rgb8().dimensions(), (100, 75));
+}
+
+/// `convert` writes a safetensors file that `info` reads and that upscales exactly like the
+/// released-format checkpoints it came from.
+#[test]
+fn convert_info_and_same_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("modèle.safetensors");
+    let o = varsr(&[os("convert"), os(MODEL), os("-o"), model.as_os_str()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let again = varsr(&[os("convert"), os(MODEL), os("-o"), model.as_os_str()]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "no overwrite without --overwrite"
+    );
+
+    let o = varsr(&[os("info"), model.as_os_str(), os("--json")]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let v: serde_json::Value = serde_json::from_str(&text(&o).0).unwrap();
+    assert_eq!(v["var"]["depth"], 2);
+    assert_eq!(v["var"]["embed_dim"], 128);
+    assert_eq!(
+        v["var"]["patch_nums"],
+        serde_json::json!([1, 2, 3, 4, 6, 9, 13, 18, 24, 32])
+    );
+    assert_eq!(v["vqvae"]["ch"], 32);
+    let o = varsr(&[os("info"), os(MODEL)]);
+    assert!(
+        o.status.success() && text(&o).0.contains("512×512 px"),
+        "{:?}",
+        text(&o)
+    );
+
+    let input = tmp.path().join("in.png");
+    picture(24, 20).save(&input).unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    let oa = upscale(&[&input], &["-o", a.to_str().unwrap()]);
+    assert!(oa.status.success(), "{:?}", text(&oa));
+    let mut args: Vec<&std::ffi::OsStr> = vec![os("upscale"), input.as_os_str()];
+    args.extend([
+        os("--model"),
+        model.as_os_str(),
+        os("--device"),
+        os("cpu"),
+        os("--quiet"),
+        os("-o"),
+        b.as_os_str(),
+    ]);
+    let ob = varsr(&args);
+    assert!(ob.status.success(), "{:?}", text(&ob));
+    let ia = image::open(a.join("in_varsr_x4.png")).unwrap().to_rgb8();
+    let ib = image::open(b.join("in_varsr_x4.png")).unwrap().to_rgb8();
+    assert_eq!(ia.dimensions(), (96, 80));
+    assert!(ia == ib, "converted f32 weights must give the same image");
+}
