@@ -29,16 +29,16 @@ impl ChannelStats {
         let n = (img.width() as usize) * (img.height() as usize);
         let mut sum = [0f64; 3];
         for px in img.pixels() {
-            for c in 0..3 {
-                sum[c] += f64::from(unit(px.0[c]));
+            for (s, &v) in sum.iter_mut().zip(&px.0) {
+                *s += f64::from(unit(v));
             }
         }
         let mean64 = sum.map(|s| if n > 0 { s / n as f64 } else { 0.0 });
         let mut sq = [0f64; 3];
         for px in img.pixels() {
-            for c in 0..3 {
-                let d = f64::from(unit(px.0[c])) - mean64[c];
-                sq[c] += d * d;
+            for ((s, &v), m) in sq.iter_mut().zip(&px.0).zip(mean64) {
+                let d = f64::from(unit(v)) - m;
+                *s += d * d;
             }
         }
         let var = sq.map(|s| if n > 1 { s / (n - 1) as f64 } else { 0.0 });
