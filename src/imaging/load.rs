@@ -6,9 +6,13 @@
 //! * Grayscale is replicated to RGB; 16-bit and float samples are rounded to 8 bits
 //!   (`round(v · 255 / 65535)`), which is what the model gets anyway.
 //! * Alpha is split off as an 8-bit plane; a fully opaque alpha channel is dropped (`None`).
+//!   The colour of fully transparent pixels is replaced by that of the nearest visible ones
+//!   ([`bleed_transparent`]) so it cannot leak into visible edges during upscaling; visible
+//!   pixels keep their colour exactly.
 //! * Dimensions are checked against [`LoadLimits`] from the header, before any pixel buffer is
 //!   allocated.
 
+use super::alpha::bleed_transparent;
 use super::error::{ImagingError, Result};
 use image::metadata::Orientation;
 use image::{ColorType, DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
@@ -36,7 +40,8 @@ impl Default for LoadLimits {
 /// A decoded input image, upright, ready for the model.
 #[derive(Clone, Debug)]
 pub struct LoadedImage {
-    /// 8-bit RGB, orientation applied: what the model sees.
+    /// 8-bit RGB, orientation applied: what the model sees. Where alpha is 0 the colour is
+    /// bled from the nearest visible pixels (see the module docs).
     pub rgb: RgbImage,
     /// 8-bit alpha (same size as `rgb`), `None` if the source had none or it was fully opaque.
     pub alpha: Option<GrayImage>,
@@ -190,8 +195,12 @@ fn decode<R: BufRead + Seek>(
         2 => 16,
         _ => 32,
     };
+    let mut rgb = img.to_rgb8();
+    if let Some(a) = &alpha {
+        rgb = bleed_transparent(&rgb, a)?;
+    }
     Ok(LoadedImage {
-        rgb: img.to_rgb8(),
+        rgb,
         alpha,
         source_color,
         bit_depth,

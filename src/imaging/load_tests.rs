@@ -47,12 +47,16 @@ fn fixtures_decode_as_pillow_and_numpy_say() {
             let (w, h, want) = expected_rgb(expected);
             assert_eq!(img.rgb.dimensions(), (w, h), "{file}");
             let tol = spec.get("tolerance").and_then(Value::as_u64).unwrap_or(0) as u8;
+            // Colour under alpha 0 is bled on purpose; only visible pixels must match.
+            let visible = |i: usize| img.alpha.as_ref().is_none_or(|a| a.as_raw()[i / 3] > 0);
             let worst = img
                 .rgb
                 .as_raw()
                 .iter()
                 .zip(&want)
-                .map(|(a, b)| a.abs_diff(*b))
+                .enumerate()
+                .filter(|(i, _)| visible(*i))
+                .map(|(_, (a, b))| a.abs_diff(*b))
                 .max()
                 .unwrap_or(0);
             assert!(worst <= tol, "{file}: max difference {worst} > {tol}");
@@ -71,6 +75,25 @@ fn fixtures_decode_as_pillow_and_numpy_say() {
                 assert_eq!(alpha.as_raw(), &want, "{file}: alpha");
             }
             None => assert!(img.alpha.is_none(), "{file}: unexpected alpha"),
+        }
+        for b in spec
+            .get("bled")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (x, y) = (b[0].as_u64().unwrap() as u32, b[1].as_u64().unwrap() as u32);
+            let want: Vec<u8> = b[2]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u8)
+                .collect();
+            assert_eq!(
+                img.rgb.get_pixel(x, y).0.to_vec(),
+                want,
+                "{file}: bled ({x},{y})"
+            );
         }
         if let Some(bits) = spec.get("bit_depth").and_then(Value::as_u64) {
             assert_eq!(u64::from(img.bit_depth), bits, "{file}");
