@@ -60,7 +60,22 @@ pub enum WeightsError {
     Write { file: String, detail: String },
 
     #[error(transparent)]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
+}
+
+impl From<candle_core::Error> for WeightsError {
+    fn from(err: candle_core::Error) -> Self {
+        Self::Candle(without_backtrace(err))
+    }
+}
+
+/// candle attaches a backtrace to errors when RUST_BACKTRACE is set, and prints it as part of the
+/// message; a loader message must stay one readable line.
+pub(crate) fn without_backtrace(err: candle_core::Error) -> candle_core::Error {
+    match err {
+        candle_core::Error::WithBacktrace { inner, .. } => without_backtrace(*inner),
+        other => other,
+    }
 }
 
 impl WeightsError {

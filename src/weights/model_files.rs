@@ -127,10 +127,10 @@ impl ModelFiles {
     pub fn converted(weights: Weights) -> WeightsResult<ModelFiles> {
         for component in [Component::Var, Component::Vae] {
             if weights.sub(component.prefix()).keys().next().is_none() {
-                return Err(WeightsError::NotACheckpoint {
-                    file: weights.source().to_string(),
+                return Err(WeightsError::ModelFiles {
+                    path: PathBuf::from(weights.source()),
                     detail: format!(
-                        "it has no `{}.` tensors, so it is not a converted VARSR model",
+                        "this safetensors file has no `{}.` tensors, so it is not a converted VARSR model",
                         component.prefix()
                     ),
                 });
