@@ -4,7 +4,7 @@
 #   scripts/build-cuda.sh             toolkit + link stubs (cached), then the release build
 #   scripts/build-cuda.sh --setup     only the toolkit and the link stubs (a few minutes of download)
 #
-# Output: target/cuda/release/varsr. It needs the NVIDIA driver (libcuda.so.1) and the cuBLAS/cuRAND/NVRTC
+# Output: target/cuda/release/varsr, and varsr.xz beside it (stripped and packed, to carry to a GPU machine). It needs the NVIDIA driver (libcuda.so.1) and the cuBLAS/cuRAND/NVRTC
 # libraries at run time, so it does not start on a machine without them (see scripts/gpu-check.sh);
 # the CPU build stays the default and the one CI tests.
 #
@@ -141,3 +141,9 @@ bin="$CARGO_TARGET_DIR/release/varsr"
 step "built $bin ($(du -h "$bin" | cut -f1))"
 echo "dynamic libraries it needs (the CUDA ones must be found at run time, see scripts/gpu-check.sh):"
 readelf -d "$bin" | grep NEEDED | sed 's/.*\[\(.*\)\]/  \1/'
+
+# A stripped, xz-packed copy to carry to a GPU machine (about 12 MB instead of 78): gpu-check.sh takes it as is.
+strip -o "$bin.stripped" "$bin"
+xz -T0 -6 -f -c "$bin.stripped" >"$bin.xz"
+rm -f "$bin.stripped"
+step "packed $bin.xz ($(du -h "$bin.xz" | cut -f1)) for scripts/gpu-check.sh"
