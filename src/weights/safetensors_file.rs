@@ -209,6 +209,24 @@ impl SafetensorsFile {
                 WeightsError::unreadable(name, &self.file, format!("dtype {dt:?} is not supported"))
             }
         })?;
+        self.release_pages(t.start, t.end - t.start);
         Ok((host, t.dims.clone(), src.len() as u64))
+    }
+
+    /// Drops the mapped pages of a tensor once it is copied out: they count as resident memory until
+    /// the kernel needs them back, so without this, loading a mapped file peaks at twice the weights.
+    fn release_pages(&self, start: usize, len: usize) {
+        #[cfg(unix)]
+        if let Bytes::Mmap(map) = &self.bytes {
+            // SAFETY: the map is a read-only, shared mapping of a file. MADV_DONTNEED on it only drops
+            // clean cached pages; any later access (including a concurrent reader of the same range)
+            // faults the identical bytes back in from the file, so no live reference sees a change.
+            // The advice is a hint: a failure changes nothing but memory use.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len)
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = (start, len);
     }
 }
