@@ -185,8 +185,8 @@ mod tests {
         assert_eq!(eta.remaining(10.0), None);
         let mut done = 0.0;
         for tile in 0..2 {
-            for k in 0..RELEASE.len() {
-                done += (RELEASE[k] * RELEASE[k]) as f64;
+            for (k, &pn) in RELEASE.iter().enumerate() {
+                done += (pn * pn) as f64;
                 let t = 10.0 + done / rate;
                 eta.scale_done(k, 1, t);
                 let expect = (total - done) / rate;
