@@ -1,1 +1,97 @@
-//! The VQVAE encoder, used only for training (to be written with the training code).
+//! The VQVAE encoder (`Encoder` in models/basic_vae.py), used only to train the tokenizer: image
+//! `(B, 3, H, W)` in [-1, 1] → latent `(B, Cvae, H/f, W/f)` (before `quant_conv`).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+
+use super::blocks::{AttnBlock, Downsample, ResnetBlock, conv3, group_norm};
+use crate::model::config::VqvaeConfig;
+
+pub struct Mid {
+    block_1: ResnetBlock,
+    attn_1: AttnBlock,
+    block_2: ResnetBlock,
+}
+
+/// `down.{i}`: residual blocks (with attention at the lowest resolution), then a downsample except at
+/// the last level.
+pub struct DownLevel {
+    block: Vec<ResnetBlock>,
+    attn: Vec<AttnBlock>,
+    downsample: Option<Downsample>,
+}
+
+pub struct Encoder {
+    conv_in: Conv2d,
+    down: Vec<DownLevel>,
+    mid: Mid,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
+}
+
+impl Encoder {
+    pub fn new(cfg: &VqvaeConfig, vb: VarBuilder) -> Result<Self> {
+        let levels = cfg.ch_mult.len();
+        let conv_in = conv3(3, cfg.ch, vb.pp("conv_in"))?;
+        let mut block_in = cfg.ch;
+        let mut down = Vec::with_capacity(levels);
+        for level in 0..levels {
+            let vl = vb.pp("down").pp(level);
+            let block_out = cfg.ch * cfg.ch_mult[level];
+            let mut block = Vec::new();
+            let mut attn = Vec::new();
+            for j in 0..cfg.num_res_blocks {
+                block.push(ResnetBlock::new(block_in, block_out, vl.pp("block").pp(j))?);
+                block_in = block_out;
+                if level == levels - 1 {
+                    attn.push(AttnBlock::new(block_in, vl.pp("attn").pp(j))?);
+                }
+            }
+            let downsample = if level + 1 != levels {
+                Some(Downsample::new(block_in, vl.pp("downsample"))?)
+            } else {
+                None
+            };
+            down.push(DownLevel {
+                block,
+                attn,
+                downsample,
+            });
+        }
+        let vm = vb.pp("mid");
+        let mid = Mid {
+            block_1: ResnetBlock::new(block_in, block_in, vm.pp("block_1"))?,
+            attn_1: AttnBlock::new(block_in, vm.pp("attn_1"))?,
+            block_2: ResnetBlock::new(block_in, block_in, vm.pp("block_2"))?,
+        };
+        Ok(Self {
+            conv_in,
+            down,
+            mid,
+            norm_out: group_norm(block_in, vb.pp("norm_out"))?,
+            conv_out: conv3(block_in, cfg.cvae, vb.pp("conv_out"))?,
+        })
+    }
+}
+
+impl Module for Encoder {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = self.conv_in.forward(x)?;
+        for level in &self.down {
+            for (j, b) in level.block.iter().enumerate() {
+                h = b.forward(&h)?;
+                if let Some(a) = level.attn.get(j) {
+                    h = a.forward(&h)?;
+                }
+            }
+            if let Some(d) = &level.downsample {
+                h = d.forward(&h)?;
+            }
+        }
+        let h = self
+            .mid
+            .block_2
+            .forward(&self.mid.attn_1.forward(&self.mid.block_1.forward(&h)?)?)?;
+        self.conv_out.forward(&self.norm_out.forward(&h)?.silu()?)
+    }
+}

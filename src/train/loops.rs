@@ -1,0 +1,352 @@
+//! The two training stages as resumable loops: the tokenizer (VQVAE), then the SR transformer with
+//! its refiner on the frozen tokenizer. Each saves a checkpoint every `save_every` steps and resumes
+//! from it when started again.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use image::RgbImage;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::data::Patches;
+use super::degrade::{self, Degradation};
+use super::diffusion::DiffusionLoss;
+use super::fast_modules::FastConEmbedding;
+use super::optim::{AdamW, AdamWConfig, lr_at};
+use super::tokenizer::{Tokenizer, latent_hinge, targets};
+use super::transformer::{Batch, losses};
+use super::{checkpoint, init, mask, small};
+use crate::model::var::Var;
+
+/// Stacks images into `(B, 3, H, W)` in [-1, 1].
+pub fn batch_tensor(imgs: &[RgbImage], dev: &Device) -> Result<Tensor> {
+    let (w, h) = imgs[0].dimensions();
+    let mut v = Vec::with_capacity(imgs.len() * 3 * (w * h) as usize);
+    for im in imgs {
+        v.extend(degrade::to_chw(im));
+    }
+    Ok(Tensor::from_vec(
+        v,
+        (imgs.len(), 3, h as usize, w as usize),
+        dev,
+    )?)
+}
+
+fn random_crop(img: &RgbImage, side: u32, rng: &mut impl Rng) -> RgbImage {
+    if img.width() <= side {
+        return img.clone();
+    }
+    let x = rng.random_range(0..=img.width() - side);
+    let y = rng.random_range(0..=img.height() - side);
+    image::imageops::crop_imm(img, x, y, side, side).to_image()
+}
+
+pub struct TokenizerRun {
+    pub patches: PathBuf,
+    pub checkpoint: PathBuf,
+    pub steps: usize,
+    /// Steps of the first stage (small crops); the rest is the second stage (full tiles, scale dropout).
+    pub stage1_steps: usize,
+    pub batch: usize,
+    pub crop: usize,
+    pub lr: f64,
+    pub scale_dropout: f64,
+    /// Probability of decoding the continuous latent (what the refiner restores) instead of `f̂`.
+    pub continuous_prob: f64,
+    pub save_every: usize,
+    pub log_every: usize,
+    pub seed: u64,
+}
+
+pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
+    let dev = Device::Cpu;
+    let patches = Patches::load(&run.patches)?;
+    let cfg = small::vqvae_config();
+    let full_pns = small::var_config().patch_nums;
+    let varmap = VarMap::new();
+    let tok = Tokenizer::new(
+        cfg.clone(),
+        VarBuilder::from_varmap(&varmap, DType::F32, &dev),
+    )?;
+    let mut rng = StdRng::seed_from_u64(run.seed);
+    init::init_vqvae(&varmap, &mut rng)?;
+    let mut opt = AdamW::new(
+        &varmap,
+        AdamWConfig {
+            lr: run.lr,
+            weight_decay: 0.0,
+            beta2: 0.99,
+            ..Default::default()
+        },
+    )?;
+    if run.checkpoint.is_file() {
+        let step = checkpoint::load(&run.checkpoint, &varmap, &mut opt)?;
+        println!(
+            "resumed the tokenizer from {} at step {step}",
+            run.checkpoint.display()
+        );
+        rng = StdRng::seed_from_u64(run.seed ^ step as u64);
+    }
+    let f = cfg.downsample();
+    let mut hits = vec![0u32; cfg.vocab_size];
+    let mut t0 = Instant::now();
+    let mut acc = [0f64; 5];
+    while opt.step < run.steps {
+        let stage2 = opt.step >= run.stage1_steps;
+        let side = if stage2 { patches.side } else { run.crop };
+        let last = side / f;
+        let pns: Vec<usize> = full_pns.iter().copied().filter(|&p| p <= last).collect();
+        let imgs: Vec<RgbImage> = (0..run.batch)
+            .map(|_| {
+                let p = patches.augmented(rng.random_range(0..patches.len()), &mut rng);
+                random_crop(&p, side as u32, &mut rng)
+            })
+            .collect();
+        let x = batch_tensor(&imgs, &dev)?;
+        let fl = tok.encode(&x)?;
+        let scales = if stage2 && rng.random_bool(run.scale_dropout) {
+            rng.random_range(1..pns.len())
+        } else {
+            pns.len()
+        };
+        let q = tok.quantize(&fl, &pns, scales)?;
+        for ids in &q.idx {
+            for i in ids.flatten_all()?.to_vec1::<u32>()? {
+                hits[i as usize] += 1;
+            }
+        }
+        let z = if scales == pns.len() && rng.random_bool(run.continuous_prob) {
+            fl.clone()
+        } else {
+            Tokenizer::straight_through(&fl, &q.f_hat)?
+        };
+        let rec = tok.decode(&z)?;
+        let diff = (&rec - &x)?;
+        let l1 = diff.abs()?.mean_all()?;
+        let l2 = diff.sqr()?.mean_all()?;
+        let loss = (((&l1 + &l2)? + &q.vq_loss)? + latent_hinge(&fl)?)?;
+        let grads = loss.backward()?;
+        let norm = opt.grad_norm(&grads)?;
+        let lr = lr_at(opt.step, run.steps, 100, run.lr, 0.1);
+        opt.step(&grads, lr, if norm > 1.0 { 1.0 / norm } else { 1.0 })?;
+        acc[0] += l1.to_scalar::<f32>()? as f64;
+        acc[1] += q.vq_loss.to_scalar::<f32>()? as f64;
+        acc[2] += fl.sqr()?.mean_all()?.sqrt()?.to_scalar::<f32>()? as f64;
+        acc[3] += 1.0;
+        acc[4] += l2.to_scalar::<f32>()? as f64;
+        if opt.step % 100 == 0 {
+            restart_dead_codes(&tok, &varmap, &fl, &mut hits, &mut rng)?;
+        }
+        if opt.step % run.log_every == 0 {
+            let n = acc[3];
+            println!(
+                "tokenizer step {} l1 {:.4} psnr {:.2} dB vq {:.4} f_rms {:.3} lr {:.2e} |g| {:.2} {:.2}s/step",
+                opt.step,
+                acc[0] / n,
+                10.0 * (4.0 / (acc[4] / n).max(1e-12)).log10(),
+                acc[1] / n,
+                acc[2] / n,
+                lr,
+                norm,
+                t0.elapsed().as_secs_f64() / acc[3]
+            );
+            acc = [0.0; 5];
+            t0 = Instant::now();
+        }
+        if opt.step % run.save_every == 0 || opt.step == run.steps {
+            save(&run.checkpoint, &varmap, &opt)?;
+        }
+    }
+    Ok(())
+}
+
+fn save(path: &Path, varmap: &VarMap, opt: &AdamW) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    checkpoint::save(path, varmap, opt).with_context(|| format!("saving {}", path.display()))
+}
+
+/// Codes unused since the last call are moved onto random current latents (scaled, since residuals
+/// at fine scales are smaller than the latent itself), VQ-VAE's usual cure for dead codes.
+fn restart_dead_codes(
+    tok: &Tokenizer,
+    varmap: &VarMap,
+    f: &Tensor,
+    hits: &mut [u32],
+    rng: &mut impl Rng,
+) -> Result<()> {
+    let dead: Vec<usize> = hits
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| **h == 0)
+        .map(|(i, _)| i)
+        .collect();
+    hits.iter_mut().for_each(|h| *h = 0);
+    if dead.is_empty() {
+        return Ok(());
+    }
+    let (b, c, h, w) = f.dims4()?;
+    let rows = f
+        .detach()
+        .permute((0, 2, 3, 1))?
+        .reshape((b * h * w, c))?
+        .to_vec2::<f32>()?;
+    let emb = tok.quantize.embedding.embeddings();
+    let mut table = emb.to_vec2::<f32>()?;
+    for &d in &dead {
+        let r = &rows[rng.random_range(0..rows.len())];
+        let s: f32 = rng.random_range(0.05..1.0);
+        table[d] = r.iter().map(|v| v * s).collect();
+    }
+    let flat: Vec<f32> = table.into_iter().flatten().collect();
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned var map"))?;
+    if let Some(var) = data.get("quantize.embedding.weight") {
+        var.set(&Tensor::from_vec(flat, emb.shape(), emb.device())?)?;
+    }
+    println!("restarted {} unused codes", dead.len());
+    Ok(())
+}
+
+/// Loads a frozen tokenizer from its training checkpoint.
+pub fn load_tokenizer(path: &Path, dev: &Device) -> Result<Tokenizer> {
+    let tensors =
+        checkpoint::load_frozen(path).with_context(|| format!("reading {}", path.display()))?;
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, dev);
+    Ok(Tokenizer::new(small::vqvae_config(), vb)?)
+}
+
+pub struct TransformerRun {
+    pub patches: PathBuf,
+    pub tokenizer: PathBuf,
+    pub checkpoint: PathBuf,
+    pub steps: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub warmup: usize,
+    /// Share of samples whose target is a degraded copy of the HR patch, labelled class 1.
+    pub negative_prob: f64,
+    /// Share of high-quality samples labelled class 1 anyway (label dropout).
+    pub label_dropout: f64,
+    pub diff_mul: usize,
+    pub save_every: usize,
+    pub log_every: usize,
+    pub seed: u64,
+}
+
+pub fn train_transformer(run: &TransformerRun) -> Result<()> {
+    let dev = Device::Cpu;
+    let patches = Patches::load(&run.patches)?;
+    let tok = load_tokenizer(&run.tokenizer, &dev)?;
+    let cfg = small::var_config();
+    let varmap = VarMap::new();
+    let build = || -> Result<(Var, FastConEmbedding)> {
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let enc =
+            FastConEmbedding::new(&cfg.encoder_channels, cfg.embed_dim, vb.pp("con_embedding"))?;
+        Ok((Var::new(cfg.clone(), vb)?, enc))
+    };
+    build()?;
+    let mut rng = StdRng::seed_from_u64(run.seed);
+    init::init_var(&varmap, &cfg, &mut rng)?;
+    let mut opt = AdamW::new(
+        &varmap,
+        AdamWConfig {
+            lr: run.lr,
+            ..Default::default()
+        },
+    )?;
+    if run.checkpoint.is_file() {
+        let step = checkpoint::load(&run.checkpoint, &varmap, &mut opt)?;
+        println!(
+            "resumed the transformer from {} at step {step}",
+            run.checkpoint.display()
+        );
+        rng = StdRng::seed_from_u64(run.seed ^ step as u64);
+    }
+    let prefix = cfg.prefix_side * cfg.prefix_side;
+    let mask = mask::block_causal(prefix, &cfg.patch_nums, &dev)?;
+    let diffusion = DiffusionLoss::default();
+    let mut t0 = Instant::now();
+    let mut acc = [0f64; 6];
+    while opt.step < run.steps {
+        let mut lrs = Vec::with_capacity(run.batch);
+        let mut tgts = Vec::with_capacity(run.batch);
+        let mut labels = Vec::with_capacity(run.batch);
+        for _ in 0..run.batch {
+            let hr = patches.augmented(rng.random_range(0..patches.len()), &mut rng);
+            let d = Degradation::random(&mut rng);
+            lrs.push(degrade::model_input(&hr, 4, &d, &mut rng));
+            let r: f64 = rng.random();
+            if r < run.negative_prob {
+                tgts.push(degrade::low_quality(&hr, &mut rng));
+                labels.push(1u32);
+            } else {
+                tgts.push(hr);
+                labels.push(if r < run.negative_prob + run.label_dropout {
+                    1
+                } else {
+                    0
+                });
+            }
+        }
+        let targets = targets(&tok, &batch_tensor(&tgts, &dev)?, &cfg.patch_nums)?;
+        let batch = Batch {
+            lr: batch_tensor(&lrs, &dev)?,
+            labels: Tensor::from_vec(labels, run.batch, &dev)?,
+            targets,
+        };
+        let (var, enc) = build()?;
+        let l = losses(
+            &var,
+            &enc,
+            &mask,
+            &batch,
+            &diffusion,
+            run.diff_mul,
+            &mut rng,
+        )?;
+        let grads = l.total.backward()?;
+        let norm = opt.grad_norm(&grads)?;
+        let lr = lr_at(opt.step, run.steps, run.warmup, run.lr, 0.05);
+        opt.step(&grads, lr, if norm > 2.0 { 2.0 / norm } else { 1.0 })?;
+        for (a, v) in acc.iter_mut().zip([
+            l.total.to_scalar::<f32>()? as f64,
+            l.ce as f64,
+            l.acc_last as f64,
+            l.diff_mse as f64,
+            l.diff_vb as f64,
+            1.0,
+        ]) {
+            *a += v;
+        }
+        if opt.step % run.log_every == 0 {
+            let n = acc[5];
+            println!(
+                "transformer step {} loss {:.4} ce {:.4} acc_last {:.3} diff_mse {:.4} diff_vb {:.4} lr {:.2e} |g| {:.2} {:.2}s/step",
+                opt.step,
+                acc[0] / n,
+                acc[1] / n,
+                acc[2] / n,
+                acc[3] / n,
+                acc[4] / n,
+                lr,
+                norm,
+                t0.elapsed().as_secs_f64() / acc[5]
+            );
+            acc = [0.0; 6];
+            t0 = Instant::now();
+        }
+        if opt.step % run.save_every == 0 || opt.step == run.steps {
+            save(&run.checkpoint, &varmap, &opt)?;
+        }
+    }
+    Ok(())
+}

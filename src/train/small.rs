@@ -1,0 +1,55 @@
+//! The sizes of the embedded default model, chosen for a 2-core CPU: a 128 px tile (VQVAE f = 8, a
+//! 16×16 final latent), 8 scales, a 4-block transformer of width 128 and a small refiner. A 128→512 px
+//! upscale covers 25 overlapping tiles, so every tile must cost well under a third of a second.
+
+use crate::model::config::{VarConfig, VqvaeConfig};
+
+/// Side in pixels of the tiles the small model works on.
+pub const TILE_PX: usize = 128;
+
+pub fn vqvae_config() -> VqvaeConfig {
+    VqvaeConfig {
+        vocab_size: 1024,
+        cvae: 16,
+        ch: 32,
+        ch_mult: vec![1, 1, 2, 2],
+        num_res_blocks: 1,
+        num_phi: 4,
+    }
+}
+
+pub fn var_config() -> VarConfig {
+    let width = 128;
+    VarConfig {
+        depth: 4,
+        embed_dim: width,
+        num_heads: width / 64,
+        mlp_hidden: 4 * width,
+        vocab_size: 1024,
+        cvae: 16,
+        num_classes: 2,
+        patch_nums: vec![1, 2, 3, 4, 6, 8, 11, 16],
+        // Three stride-2 stages: 128 px → 16×16 prefix tokens = the last scale.
+        encoder_channels: vec![16, 32, 64, 128],
+        prefix_side: 16,
+        refiner_width: 128,
+        refiner_depth: 2,
+        refiner_freq_dim: 256,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoder_grid_matches_the_last_scale_and_the_tile() {
+        let v = var_config();
+        let q = vqvae_config();
+        v.validate().unwrap();
+        let stages = v.encoder_channels.len() - 1;
+        assert_eq!(TILE_PX >> stages, v.prefix_side);
+        assert_eq!(v.final_side() * q.downsample(), TILE_PX);
+        assert_eq!(v.num_heads * 64, v.embed_dim);
+    }
+}

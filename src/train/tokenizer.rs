@@ -1,0 +1,165 @@
+//! The multi-scale VQVAE on the training side: encoder + `quant_conv`, the residual multi-scale
+//! quantization with straight-through gradients and VAR's losses (`VectorQuantizer2.forward` in
+//! models/quant.py, without φ at the last scale as VARSR), and the tokenization the transformer is
+//! trained on (token ids per scale and teacher-forcing inputs).
+
+use candle_core::{D, DType, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::fast_conv::FastConv;
+use super::fast_modules::{FastDecoder, FastEncoder};
+use crate::model::config::VqvaeConfig;
+use crate::model::vqvae::quantizer::Quantizer;
+use crate::ops::resample::area;
+
+/// β of the commitment term.
+pub const BETA: f64 = 0.25;
+
+/// The VQVAE with its encoder; keys as in `VQVAE.pth` (`encoder.*`, `quant_conv`, `quantize.*`,
+/// `post_quant_conv`, `decoder.*`).
+pub struct Tokenizer {
+    pub encoder: FastEncoder,
+    pub quant_conv: FastConv,
+    pub quantize: Quantizer,
+    pub post_quant_conv: FastConv,
+    pub decoder: FastDecoder,
+}
+
+/// The result of quantizing one batch of latents.
+pub struct Quantized {
+    /// `f̂` with gradients to the codebook and φ (value = the quantized latent).
+    pub f_hat: Tensor,
+    /// VAR's VQ loss: mean over scales of β·‖sg(f̂ₛ) − f‖² + ‖f̂ₛ − sg(f)‖².
+    pub vq_loss: Tensor,
+    /// Token ids per scale, `(B, pn²)` u32.
+    pub idx: Vec<Tensor>,
+    /// Teacher-forcing inputs: `next[s]` is the area-downsampled `f̂` after scales `0..=s`, the input of
+    /// scale `s+1`, `(B, Cvae, pn_{s+1}, pn_{s+1})`.
+    pub next: Vec<Tensor>,
+    /// `f̂` after all scales but the last (the refiner's target is `f − this − emb(idx_last)`).
+    pub f_hat_before_last: Tensor,
+}
+
+impl Tokenizer {
+    pub fn new(cfg: VqvaeConfig, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            encoder: FastEncoder::new(&cfg, vb.pp("encoder"))?,
+            quant_conv: FastConv::new(cfg.cvae, cfg.cvae, 3, 1, 1, vb.pp("quant_conv"))?,
+            quantize: Quantizer::new(cfg.vocab_size, cfg.cvae, cfg.num_phi, vb.pp("quantize"))?,
+            post_quant_conv: FastConv::new(cfg.cvae, cfg.cvae, 3, 1, 1, vb.pp("post_quant_conv"))?,
+            decoder: FastDecoder::new(&cfg, vb.pp("decoder"))?,
+        })
+    }
+
+    /// `quant_conv(encoder(img))` for `img` `(B, 3, H, W)` in [-1, 1].
+    pub fn encode(&self, img: &Tensor) -> Result<Tensor> {
+        self.quant_conv.forward(&self.encoder.forward(img)?)
+    }
+
+    /// Nearest codebook entries (L2) of the vectors of `x` `(B, C, h, w)`: ids `(B, h·w)`.
+    pub fn nearest(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let v = x.detach().permute((0, 2, 3, 1))?.reshape((b * h * w, c))?;
+        let e = self.quantize.embedding.embeddings().detach();
+        let d = v
+            .matmul(&e.t()?)?
+            .affine(-2.0, 0.0)?
+            .broadcast_add(&e.sqr()?.sum(1)?.unsqueeze(0)?)?;
+        d.argmin(D::Minus1)?.reshape((b, h * w))
+    }
+
+    /// Residual multi-scale quantization of `f` over the first `scales` entries of `patch_nums` (all of
+    /// them normally; fewer for scale dropout).
+    pub fn quantize(&self, f: &Tensor, patch_nums: &[usize], scales: usize) -> Result<Quantized> {
+        let k = patch_nums.len();
+        let scales = scales.clamp(1, k);
+        let f_ng = f.detach();
+        let mut f_hat = f.zeros_like()?;
+        let mut f_hat_before_last = f_hat.clone();
+        let mut idx = Vec::with_capacity(scales);
+        let mut next = Vec::with_capacity(scales);
+        let mut loss = Tensor::zeros((), f.dtype(), f.device())?;
+        let q = &self.quantize;
+        for (si, &pn) in patch_nums.iter().enumerate().take(scales) {
+            let rest = (&f_ng - f_hat.detach())?;
+            let small = if si + 1 < k {
+                area(&rest, pn, pn)?
+            } else {
+                rest
+            };
+            let ids = self.nearest(&small)?;
+            let h = q.lookup_map(&ids, pn)?;
+            if si + 1 == k {
+                f_hat_before_last = f_hat.clone();
+            }
+            let (fh, nx) = q.accumulate(&f_hat, &h, si, patch_nums)?;
+            f_hat = fh;
+            if let Some(nx) = nx {
+                next.push(nx);
+            }
+            let commit = (f_hat.detach() - f)?.sqr()?.mean_all()?;
+            let code = (&f_hat - &f_ng)?.sqr()?.mean_all()?;
+            loss = (loss + ((commit * BETA)? + code)?)?;
+            idx.push(ids);
+        }
+        Ok(Quantized {
+            f_hat,
+            vq_loss: (loss / scales as f64)?,
+            idx,
+            next,
+            f_hat_before_last,
+        })
+    }
+
+    /// The straight-through latent: the value of `f̂`, the gradient of `f`.
+    pub fn straight_through(f: &Tensor, f_hat: &Tensor) -> Result<Tensor> {
+        (f_hat.detach() - f.detach())? + f
+    }
+
+    /// `decoder(post_quant_conv(z))` in [-1, 1] scale (not clamped, for the loss).
+    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
+        self.decoder.forward(&self.post_quant_conv.forward(z)?)
+    }
+}
+
+/// Everything the transformer needs from one batch of target images.
+pub struct Targets {
+    pub idx: Vec<Tensor>,
+    pub next: Vec<Tensor>,
+    /// `(f − f̂_{K−1} − emb(idx_last)) / 0.6` as `(B·pn², Cvae)` rows, the refiner's training target.
+    pub refiner_target: Tensor,
+    /// Codebook vectors of the last scale's ids, `(B, pn², Cvae)`.
+    pub last_vectors: Tensor,
+}
+
+/// Tokenizes target images `(B, 3, S, S)` with a frozen tokenizer.
+pub fn targets(tok: &Tokenizer, img: &Tensor, patch_nums: &[usize]) -> Result<Targets> {
+    let f = tok.encode(img)?.detach();
+    let q = tok.quantize(&f, patch_nums, patch_nums.len())?;
+    let last = q
+        .idx
+        .last()
+        .cloned()
+        .ok_or_else(|| candle_core::Error::Msg("no scales".into()))?;
+    let pn = *patch_nums.last().unwrap_or(&1);
+    let hmap = tok.quantize.lookup_map(&last, pn)?;
+    let resid = ((&f - &q.f_hat_before_last)? - hmap)?;
+    let (b, c, _, _) = resid.dims4()?;
+    let rows = (resid.permute((0, 2, 3, 1))?.reshape((b * pn * pn, c))?
+        / crate::pipeline::refiner::VAE_SCALE)?;
+    Ok(Targets {
+        idx: q.idx.iter().map(|t| t.detach()).collect(),
+        next: q.next.iter().map(|t| t.detach()).collect(),
+        refiner_target: rows.detach(),
+        last_vectors: tok.quantize.lookup(&last)?.detach(),
+    })
+}
+
+/// `mean(relu(|f| − 1)²)`: keeps latents in [-1, 1] so that the refiner's clamped x₀ = residual/0.6 fits.
+pub fn latent_hinge(f: &Tensor) -> Result<Tensor> {
+    (f.abs()? - 1.0)?.relu()?.sqr()?.mean_all()
+}
+
+pub fn to_f32_scalar(t: &Tensor) -> Result<f32> {
+    t.to_dtype(DType::F32)?.to_scalar::<f32>()
+}

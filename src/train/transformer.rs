@@ -1,0 +1,135 @@
+//! The SR transformer's training forward: the whole sequence at once (LR prefix, class token, then the
+//! teacher-forced inputs of scales 1..K as VAR's `idxBl_to_var_input`) under the block-causal mask,
+//! cross-entropy on every scale's tokens, and the refiner's diffusion loss on the last scale.
+
+use candle_core::{D, DType, IndexOp, Module, Result, Tensor};
+use rand::Rng;
+
+use super::diffusion::DiffusionLoss;
+use super::fast_modules::FastConEmbedding;
+use super::tokenizer::Targets;
+use crate::model::transformer::AttnContext;
+use crate::model::var::Var;
+
+/// Weight λ of the diffusion loss (the paper's 2).
+pub const DIFFUSION_WEIGHT: f64 = 2.0;
+
+pub struct Batch {
+    /// `(B, 3, S, S)` in [-1, 1]: the degraded LR, upsampled to the tile size.
+    pub lr: Tensor,
+    /// `(B)` u32: 0 = high-quality target, 1 = low-quality target or dropped label.
+    pub labels: Tensor,
+    pub targets: Targets,
+}
+
+pub struct Losses {
+    pub total: Tensor,
+    pub ce: f32,
+    pub diff_mse: f32,
+    pub diff_vb: f32,
+    /// Share of last-scale tokens whose argmax is right.
+    pub acc_last: f32,
+}
+
+/// Output of the teacher-forced pass.
+pub struct Forward {
+    /// Logits of every scale's tokens, `(B, Σpn², V)`.
+    pub logits: Tensor,
+    /// Block output at the last scale's positions, `(B, pn², C)`.
+    pub h_last: Tensor,
+}
+
+/// `enc` is the training twin of `var.con_embedding` (same tensors).
+pub fn forward(
+    var: &Var,
+    enc: &FastConEmbedding,
+    mask: &Tensor,
+    lr: &Tensor,
+    labels: &Tensor,
+    next: &[Tensor],
+) -> Result<Forward> {
+    let cfg = &var.config;
+    let cond = var.class_emb.forward(labels)?;
+    let e = enc.forward(lr)?;
+    let p = e.dims()[1];
+    let first = Tensor::cat(&[&e, &cond.unsqueeze(1)?], 1)?
+        .broadcast_add(&var.pos_start)?
+        .broadcast_add(&var.lvl_embed.embeddings().i(0)?)?;
+    let mut parts = vec![first];
+    for (si, nx) in next.iter().enumerate().take(cfg.patch_nums.len() - 1) {
+        let (b, cv, h, w) = nx.dims4()?;
+        let t = nx.reshape((b, cv, h * w))?.transpose(1, 2)?;
+        parts.push(
+            var.word_embed
+                .forward(&t)?
+                .broadcast_add(&var.lvl_embed.embeddings().i(si + 1)?)?,
+        );
+    }
+    let mut x = Tensor::cat(&parts, 1)?;
+    let l = x.dims()[1];
+    let (cos, sin) = var.rope.slice(0, l)?;
+    for blk in &var.blocks {
+        let m = blk.modulation(&cond)?;
+        x = blk.forward(&x, &m, &cos, &sin, AttnContext::Masked(mask))?;
+    }
+    let head = var.head_nm.modulation(&cond)?;
+    let hq = x.narrow(1, p, l - p)?;
+    let logits = var.head.forward(&var.head_nm.forward(&hq, &head)?)?;
+    let last = cfg.final_side() * cfg.final_side();
+    Ok(Forward {
+        logits,
+        h_last: x.narrow(1, l - last, last)?,
+    })
+}
+
+/// Cross-entropy over all scales plus λ × the refiner's loss (repeated `diff_mul` times per token with
+/// fresh noise and timesteps, as MAR's `diffusion_batch_mul`).
+pub fn losses(
+    var: &Var,
+    enc: &FastConEmbedding,
+    mask: &Tensor,
+    batch: &Batch,
+    diffusion: &DiffusionLoss,
+    diff_mul: usize,
+    rng: &mut impl Rng,
+) -> Result<Losses> {
+    let fw = forward(
+        var,
+        enc,
+        mask,
+        &batch.lr,
+        &batch.labels,
+        &batch.targets.next,
+    )?;
+    let (b, n, v) = fw.logits.dims3()?;
+    let target = Tensor::cat(&batch.targets.idx, 1)?;
+    let ce =
+        candle_nn::loss::cross_entropy(&fw.logits.reshape((b * n, v))?, &target.reshape(b * n)?)?;
+
+    let last = batch.targets.idx.last().map(|t| t.dims()[1]).unwrap_or(0);
+    let pred_last = fw.logits.narrow(1, n - last, last)?.argmax(D::Minus1)?;
+    let tgt_last = target.narrow(1, n - last, last)?;
+    let acc_last = pred_last
+        .eq(&tgt_last)?
+        .to_dtype(DType::F32)?
+        .mean_all()?
+        .to_scalar::<f32>()?;
+
+    let d = var.word_embed.forward(&batch.targets.last_vectors)?;
+    let z = var.decoder_norm.forward(&(fw.h_last + d)?)?;
+    let (_, l, c) = z.dims3()?;
+    let z = z.reshape((b * l, c))?;
+    let reps = diff_mul.max(1);
+    let z = Tensor::cat(&vec![&z; reps], 0)?;
+    let x0 = Tensor::cat(&vec![&batch.targets.refiner_target; reps], 0)?;
+    let terms = diffusion.terms(&var.diffloss.net, &x0, &z, rng)?;
+    let diff = (&terms.mse + &terms.vb)?;
+    let total = (&ce + (diff * DIFFUSION_WEIGHT)?)?;
+    Ok(Losses {
+        ce: ce.to_scalar::<f32>()?,
+        diff_mse: terms.mse.to_scalar::<f32>()?,
+        diff_vb: terms.vb.to_scalar::<f32>()?,
+        acc_last,
+        total,
+    })
+}
