@@ -65,7 +65,16 @@ fn banner(ui: &mut Ui, state: &State, cmds: &mut Vec<Command>) {
             false,
         ),
         ModelStatus::Loading(spec) => (
-            format!("Loading model {spec:?}…"),
+            match spec {
+                crate::worker::ModelSpec::Embedded => "Loading the built-in model…".to_string(),
+                crate::worker::ModelSpec::Path(p) => format!(
+                    "Loading the model {}…",
+                    p.file_name().map_or_else(
+                        || p.display().to_string(),
+                        |n| n.to_string_lossy().into_owned()
+                    )
+                ),
+            },
             ui.visuals().weak_text_color(),
             false,
         ),
@@ -216,6 +225,11 @@ fn result_layers<'a>(state: &'a State) -> (Vec<(Layer<'a>, Color32)>, String) {
     (Vec::new(), "Result".into())
 }
 
+/// Whether the result pane shows something the model made (rather than the input).
+fn shows_generated(state: &State) -> bool {
+    !(state.flip || state.show_input)
+}
+
 fn pane_background(ui: &Ui, rect: Rect) {
     ui.painter()
         .rect_filled(rect, 0.0, ui.visuals().extreme_bg_color);
@@ -232,7 +246,6 @@ fn interact_pane(
     let ppp = ui.ctx().pixels_per_point();
     let frame = state.frame_size(settings.scale);
     state.pane_size = rect.size();
-    state.picture_rects.push(rect);
     state.view.update_fit(rect, frame, ppp);
     let response = ui
         .interact(rect, ui.scope_id().with(id), Sense::click_and_drag())
@@ -284,6 +297,7 @@ fn side_by_side(
     let frame = state.frame_size(settings.scale);
     let img_l = state.view.image_rect(left, frame, ppp);
     let img_r = state.view.image_rect(right, frame, ppp);
+    let mut masks = Vec::new();
     for (pane, img, is_result, resp) in [(left, img_l, false, resp_l), (right, img_r, true, resp_r)]
     {
         pane_background(ui, pane);
@@ -305,12 +319,16 @@ fn side_by_side(
             placeholder(ui, pane, state);
         } else {
             paint_layers(&painter, checker, img, &layers);
+            if is_result && shows_generated(state) {
+                masks.push(img.intersect(pane));
+            }
         }
         if !label.is_empty() {
             corner_label(&painter, pane, &label, false);
         }
         name_pane(&resp, &label);
     }
+    state.picture_rects.extend(masks);
 }
 
 fn split(ui: &mut Ui, rect: Rect, settings: &Settings, state: &mut State, checker: &Checker) {
@@ -325,18 +343,24 @@ fn split(ui: &mut Ui, rect: Rect, settings: &Settings, state: &mut State, checke
         let [w, h] = input.size();
         corner_label(&ui.painter_at(rect), rect, &format!("Input {w}×{h}"), false);
     }
+    let mut mask = None;
     let (layers, label) = result_layers(state);
     let painter = ui.painter_at(right);
     if layers.is_empty() {
         placeholder(ui, right, state);
     } else {
         paint_layers(&painter, checker, img, &layers);
+        if shows_generated(state) {
+            mask = Some(img.intersect(right));
+        }
     }
     corner_label(&ui.painter_at(rect), rect, &label, true);
     let input_label = state.input.as_ref().map_or(String::new(), |i| {
         format!("Input {}×{}", i.size()[0], i.size()[1])
     });
     name_pane(&response, &format!("{input_label} | {label}"));
+    drop(layers);
+    state.picture_rects.extend(mask);
     // The divider, drawn and dragged on top of the pane.
     let handle = Rect::from_center_size(pos2(x, rect.center().y), vec2(12.0, rect.height()));
     let response = ui
@@ -356,15 +380,21 @@ fn split(ui: &mut Ui, rect: Rect, settings: &Settings, state: &mut State, checke
 fn single(ui: &mut Ui, rect: Rect, settings: &Settings, state: &mut State, checker: &Checker) {
     let (img, response) = interact_pane(ui, rect, "pane-single", settings, state);
     pane_background(ui, rect);
+    let mut mask = None;
     let (layers, label) = result_layers(state);
     let painter = ui.painter_at(rect);
     if layers.is_empty() {
         placeholder(ui, rect, state);
     } else {
         paint_layers(&painter, checker, img, &layers);
+        if shows_generated(state) {
+            mask = Some(img.intersect(rect));
+        }
     }
     corner_label(&painter, rect, &label, false);
     name_pane(&response, &label);
+    drop(layers);
+    state.picture_rects.extend(mask);
 }
 
 fn scale_strip(ui: &mut Ui, state: &mut State, cmds: &mut Vec<Command>) {
@@ -427,10 +457,26 @@ fn scale_strip_buttons(
 
 /// The drop overlay while files hover over the window.
 pub fn drop_overlay(ctx: &egui::Context) {
-    let hovering = ctx.input(|i| !i.raw.hovered_files.is_empty());
-    if !hovering {
+    let names: Vec<String> = ctx.input(|i| {
+        i.raw
+            .hovered_files
+            .iter()
+            .map(|f| {
+                f.path
+                    .as_ref()
+                    .and_then(|p| p.file_name())
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            })
+            .collect()
+    });
+    if names.is_empty() {
         return;
     }
+    let text = match names.as_slice() {
+        [one] if !one.is_empty() => format!("Drop to open {one}"),
+        [_] => "Drop to open".to_string(),
+        many => format!("Drop to open {} (and {} more)", many[0], many.len() - 1),
+    };
     let screen = ctx.content_rect();
     let painter = ctx.layer_painter(egui::LayerId::new(
         egui::Order::Foreground,
@@ -446,8 +492,8 @@ pub fn drop_overlay(ctx: &egui::Context) {
     painter.text(
         screen.center(),
         egui::Align2::CENTER_CENTER,
-        "Drop to open",
-        egui::FontId::proportional(32.0),
+        text,
+        egui::FontId::proportional(28.0),
         Color32::WHITE,
     );
 }

@@ -180,7 +180,7 @@ fn model_section(ui: &mut Ui, settings: &mut Settings, state: &State, cmds: &mut
         }
     });
     ui.horizontal(|ui| {
-        ui.label("Device");
+        let label = ui.label("Device");
         let mut device = settings.device;
         egui::ComboBox::from_id_salt("device")
             .selected_text(device.label())
@@ -188,7 +188,9 @@ fn model_section(ui: &mut Ui, settings: &mut Settings, state: &State, cmds: &mut
                 for d in DeviceChoice::ALL {
                     ui.selectable_value(&mut device, d, d.label());
                 }
-            });
+            })
+            .response
+            .labelled_by(label.id);
         if device != settings.device {
             cmds.push(Command::SetDevice(device));
         }
@@ -221,6 +223,7 @@ fn generate_section(ui: &mut Ui, settings: &mut Settings, state: &State, cmds: &
         }
     });
     let before = (settings.params.cfg, settings.params.seed);
+    ui.spacing_mut().slider_width = (ui.available_width() - 110.0).clamp(100.0, 220.0);
     ui.add(
         egui::Slider::new(&mut settings.params.cfg, 0.0..=15.0)
             .step_by(0.1)
@@ -232,9 +235,14 @@ fn generate_section(ui: &mut Ui, settings: &mut Settings, state: &State, cmds: &
         SamplingParams::DEFAULT_CFG
     ));
     ui.horizontal(|ui| {
-        ui.label("Seed");
-        ui.add(egui::DragValue::new(&mut settings.params.seed).speed(1.0));
-        if ui.button("🎲").on_hover_text("New random seed").clicked() {
+        let label = ui.label("Seed");
+        ui.add(egui::DragValue::new(&mut settings.params.seed).speed(1.0))
+            .labelled_by(label.id);
+        if ui
+            .button("New seed")
+            .on_hover_text("New random seed")
+            .clicked()
+        {
             cmds.push(Command::RerollSeed);
         }
     });
@@ -249,8 +257,9 @@ fn generate_section(ui: &mut Ui, settings: &mut Settings, state: &State, cmds: &
         .default_open(settings.show_advanced)
         .show(ui, |ui| {
             ui.horizontal(|ui| {
-                ui.label("Top-k");
+                let label = ui.label("Top-k");
                 ui.add(egui::DragValue::new(&mut settings.params.top_k).range(0..=4096))
+                    .labelled_by(label.id)
                     .on_hover_text("Keep only the k most likely tokens (1 = always the most likely, 0 = no limit).");
             });
             ui.add(
@@ -371,23 +380,26 @@ fn result_section(ui: &mut Ui, settings: &mut Settings, state: &State, cmds: &mu
         });
     }
     ui.horizontal(|ui| {
-        ui.label("Format");
+        let label = ui.label("Format");
         egui::ComboBox::from_id_salt("format")
             .selected_text(settings.export_format.label())
             .show_ui(ui, |ui| {
                 for f in ExportFormat::ALL {
                     ui.selectable_value(&mut settings.export_format, f, f.label());
                 }
-            });
+            })
+            .response
+            .labelled_by(label.id);
     });
     if settings.export_format.has_quality() {
         ui.add(egui::Slider::new(&mut settings.export_quality, 1..=100).text("Quality"));
     }
     ui.horizontal(|ui| {
-        ui.label("Name");
+        let label = ui.label("Name");
         ui.add(
             egui::TextEdit::singleline(&mut settings.name_template).desired_width(f32::INFINITY),
         )
+        .labelled_by(label.id)
         .on_hover_text("{name} {scale} {cfg} {seed} {topk} {topp} are filled in.");
     });
     ui.checkbox(&mut settings.write_metadata, "Write settings into the file");

@@ -398,7 +398,7 @@ fn open_folder(dir: &Path, log: &mut super::log::Log) {
 pub fn overwrite_dialog(ctx: &egui::Context, state: &State, cmds: &mut Vec<Command>) {
     let Some(p) = &state.overwrite else { return };
     let modal = egui::Modal::new(egui::Id::unique("overwrite")).show(ctx, |ui| {
-        ui.set_max_width(420.0);
+        ui.set_width(440.0);
         ui.heading("Replace the existing file?");
         ui.label(format!("{} already exists.", p.path.display()));
         ui.add_space(8.0);

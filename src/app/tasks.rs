@@ -175,11 +175,13 @@ pub fn load_image(path: &Path) -> Result<InputImage, String> {
     );
     let loaded = crate::imaging::load(path).map_err(|e| match &e {
         E::UnknownFormat { .. } => {
-            format!("{name} is not an image this program can read (PNG, JPEG, WebP, TIFF or GIF).")
+            format!("{name} is not a readable image (PNG, JPEG, WebP, TIFF or GIF expected).")
         }
         E::Read { source, .. } => format!("Could not read {name}: {source}."),
         E::Decode { format, source, .. } => {
-            format!("{name} looks like a {format} image but is damaged or unusual: {source}.")
+            format!(
+                "{name} is not a readable image: it looks like {format} but is damaged ({source})."
+            )
         }
         E::TooLarge { .. } => format!("{e}."),
         _ => format!("Could not open {name}: {e}."),

@@ -58,8 +58,19 @@ pub fn load(spec: &ModelSpec, choice: DeviceChoice) -> std::result::Result<Loade
     let mut notes = Vec::new();
     let (device, device_name) = device(choice, &mut notes);
     let engine = Engine::load(spec, &device).map_err(|e| e.to_string())?;
+    // The banner names the model by its folder or file name; the log keeps the full path.
+    let description = match spec {
+        ModelSpec::Path(p) => match p.file_name() {
+            Some(name) => engine
+                .description
+                .replace(&p.display().to_string(), &name.to_string_lossy()),
+            None => engine.description.clone(),
+        },
+        ModelSpec::Embedded => engine.description.clone(),
+    };
+    notes.push(format!("Model: {}", engine.description));
     let info = ModelInfo {
-        description: engine.description.clone(),
+        description,
         tile_px: engine.tile_px(),
         num_scales: engine.patch_nums().len(),
         device: device_name,
