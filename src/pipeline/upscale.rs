@@ -18,7 +18,7 @@ use image::{DynamicImage, GrayImage, RgbImage, RgbaImage};
 
 use super::engine::Engine;
 use super::events::{Observer, Progress, ScaleEvent};
-use super::noise::Noise;
+use super::noise::{Noise, SeededNoise};
 use super::params::SamplingParams;
 use super::progress::{Eta, WorkPlan};
 use super::tiling::{LatentBlender, PixelBlender, Tile, TileGeometry, TileGrid};
@@ -415,9 +415,10 @@ impl Observer for JobObserver<'_> {
 
 /// Upscales `input` (see the module docs for the steps).
 ///
-/// `noise` supplies every random draw (one stream for the whole job, consumed batch by batch: the
-/// result depends on the seed and on the tile batch). On cancellation the finished tiles have
-/// already been reported through `observer` and [`Error::Cancelled`] is returned.
+/// `noise` seeds the job: each tile then draws from its own stream derived from it (see
+/// [`TileNoise`]), so the result depends on the seed but not on the tile batch, and a tile re-run
+/// alone comes out as it did in the whole job. On cancellation the finished tiles have already
+/// been reported through `observer` and [`Error::Cancelled`] is returned.
 pub fn upscale(
     engine: &Engine,
     input: &UpscaleInput,
@@ -446,7 +447,16 @@ pub fn upscale(
     };
 
     let lr = imaging::resize_rgb(&input.rgb, plan.padded.0, plan.padded.1);
-    let latent = generate_tiles(engine, &lr, &plan, opts, &patch_nums, &mut job, noise)?;
+    let mut tile_noise = TileNoise::new(noise);
+    let latent = generate_tiles(
+        engine,
+        &lr,
+        &plan,
+        opts,
+        &patch_nums,
+        &mut job,
+        &mut tile_noise,
+    )?;
     let (latent, tokens) = latent;
 
     job.inner.progress(&Progress::Decoding);
@@ -516,7 +526,7 @@ fn generate_tiles(
     opts: &UpscaleOptions,
     patch_nums: &[usize],
     job: &mut JobObserver,
-    noise: &mut dyn Noise,
+    noise: &mut TileNoise,
 ) -> Result<(Vec<f32>, TileTokens)> {
     let grid = &plan.grid;
     let cvae = engine.var.config.cvae;
@@ -537,11 +547,12 @@ fn generate_tiles(
         let input = Tensor::from_vec(crops, (batch.len(), 3, tp, tp), &engine.device)?
             .to_dtype(engine.var.dtype())?;
         let locked = locked_tensors(opts.locked.as_ref(), batch, patch_nums, &engine.device)?;
+        let batch_noise = noise.batch(first, batch.len());
         let out = engine.generate(
             &input,
             &opts.params,
             &locked,
-            noise,
+            batch_noise,
             job,
             (first, grid.len()),
         )?;
@@ -558,6 +569,66 @@ fn generate_tiles(
         }
     }
     Ok((blender.finish()?, tokens))
+}
+
+/// One random stream per tile, derived from a job seed.
+///
+/// Every draw of the engine is batch-major (`B` equal runs, one per batch item: refiner noise
+/// rows, sampling uniforms), so a batch's request is split into `B` parts, part `i` coming from
+/// tile `first + i`'s own stream.
+pub struct TileNoise {
+    job_seed: u64,
+    streams: Vec<(usize, SeededNoise)>,
+}
+
+impl TileNoise {
+    /// Takes the job seed from `noise` (two uniform draws).
+    pub fn new(noise: &mut dyn Noise) -> Self {
+        let u = noise.uniform(2);
+        let bits =
+            |v: Option<&f32>| (v.copied().unwrap_or(0.0) as f64 * (1u64 << 32) as f64) as u64;
+        Self {
+            job_seed: bits(u.first()) << 32 | bits(u.get(1)),
+            streams: Vec::new(),
+        }
+    }
+
+    /// The stream of tile `index`.
+    pub fn stream(&self, index: usize) -> SeededNoise {
+        SeededNoise::new(self.job_seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// The noise of a batch of `len` tiles starting at tile `first`.
+    pub fn batch(&mut self, first: usize, len: usize) -> &mut Self {
+        self.streams = (first..first + len).map(|i| (i, self.stream(i))).collect();
+        self
+    }
+
+    fn split(&mut self, n: usize, draw: impl Fn(&mut SeededNoise, usize) -> Vec<f32>) -> Vec<f32> {
+        let b = self.streams.len().max(1);
+        if self.streams.is_empty() {
+            self.streams.push((0, self.stream(0)));
+        }
+        if n % b != 0 {
+            // Not batch-major: one stream serves it all (still reproducible for a fixed batch).
+            return draw(&mut self.streams[0].1, n);
+        }
+        let mut out = Vec::with_capacity(n);
+        for (_, s) in &mut self.streams {
+            out.extend(draw(s, n / b));
+        }
+        out
+    }
+}
+
+impl Noise for TileNoise {
+    fn normal(&mut self, n: usize) -> Vec<f32> {
+        self.split(n, |s, k| s.normal(k))
+    }
+
+    fn uniform(&mut self, n: usize) -> Vec<f32> {
+        self.split(n, |s, k| s.uniform(k))
+    }
 }
 
 /// A `tp × tp` window of the LR at (x, y), planar RGB in [−1, 1] (`ToTensor`, then `2x − 1`).
@@ -801,6 +872,23 @@ mod tests {
         let t = locked_tensors(Some(&good), &tiles, &pn, &Device::Cpu).unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[1].to_vec2::<u32>().unwrap(), vec![vec![1, 2, 3, 4]; 2]);
+    }
+
+    /// Tile 1's draws are the same whether it runs alone or second in a batch of two.
+    #[test]
+    fn tile_noise_does_not_depend_on_the_batch() {
+        let mut tn = TileNoise::new(&mut SeededNoise::new(5));
+        let pair = tn.batch(0, 2).normal(8);
+        let pair_next = tn.uniform(6);
+        let alone = tn.batch(1, 1).normal(4);
+        let alone_next = tn.uniform(3);
+        assert_eq!(&pair[4..], &alone[..]);
+        assert_eq!(&pair_next[3..], &alone_next[..]);
+        assert_eq!(pair[..4], tn.stream(0).normal(4)[..]);
+        assert_ne!(pair[..4], pair[4..]);
+        // Another job seed gives other draws.
+        let mut other = TileNoise::new(&mut SeededNoise::new(6));
+        assert_ne!(other.batch(1, 1).normal(4), alone);
     }
 
     #[test]
