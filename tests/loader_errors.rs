@@ -393,6 +393,23 @@ fn storage_running_past_the_end_of_file() {
 }
 
 #[test]
+fn zip64_local_headers() {
+    let w = Weights::open_pth(&loader("zip64.pth"), VAR_STATE_DICT).unwrap();
+    let a = w
+        .tensor("a", &Device::Cpu)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(a, vec![0.5, -1.5, 2.5]);
+    let b = w
+        .tensor("b", &Device::Cpu)
+        .unwrap()
+        .to_vec1::<i64>()
+        .unwrap();
+    assert_eq!(b, vec![-3, 1 << 33]);
+}
+
+#[test]
 fn compressed_storage_fails_only_when_requested() {
     let w = Weights::open_pth(&loader("compressed.pth"), VAR_STATE_DICT).unwrap();
     assert_eq!(
@@ -572,7 +589,14 @@ fn failed_conversion_leaves_nothing_behind() {
 
     // without the unreadable ones it converts, and integers keep their dtype
     let keep = |_: Component, k: &str| k != "mask_bool" && k != "corrupt_unrequested";
-    weights::convert(&w, &vae, keep, &out, DType::F16, HashMap::new()).unwrap();
+    let summary = weights::convert(&w, &vae, keep, &out, DType::F16, HashMap::new()).unwrap();
+    // 1e30 (bf16) and -1e200 (f64) do not fit in f16; 65504 (f16 max) does
+    let mut overflowed = summary.overflowed.clone();
+    overflowed.sort();
+    assert_eq!(
+        overflowed,
+        vec![("var.b_bf16".to_string(), 1), ("var.d_f64".to_string(), 1)]
+    );
     let back = Weights::open_safetensors(&out).unwrap();
     assert_eq!(back.dtype("var.lvl_1L"), Some(DType::I64));
     assert_eq!(back.dtype("var.w_t"), Some(DType::F16));

@@ -61,6 +61,9 @@ pub struct ConvertSummary {
     pub data_bytes: u64,
     /// Names (with prefix) that the filter dropped.
     pub dropped: Vec<String>,
+    /// Tensors (with prefix) in which finite values exceeded the f16 range and became ±inf, with how
+    /// many; always empty unless converting to f16. Non-empty means this model should not run in f16.
+    pub overflowed: Vec<(String, usize)>,
 }
 
 /// Writes every tensor of `var` and `vae` for which `keep(component, key)` holds into one safetensors
@@ -109,12 +112,14 @@ pub fn convert_with_progress(
     let total: u64 = plan.iter().map(|p| p.nbytes).sum();
 
     let tmp = temp_path(out);
-    let result = write_file(&tmp, &header, &plan, total, progress).and_then(|()| {
-        std::fs::rename(&tmp, out).map_err(|e| WeightsError::Write {
-            file: out_file.clone(),
-            detail: format!("cannot move the finished file into place: {e}"),
-        })
-    });
+    let mut overflowed = Vec::new();
+    let result =
+        write_file(&tmp, &header, &plan, total, progress, &mut overflowed).and_then(|()| {
+            std::fs::rename(&tmp, out).map_err(|e| WeightsError::Write {
+                file: out_file.clone(),
+                detail: format!("cannot move the finished file into place: {e}"),
+            })
+        });
     if result.is_err() {
         // Best effort: the temp file is garbage either way.
         let _ = std::fs::remove_file(&tmp);
@@ -124,6 +129,7 @@ pub fn convert_with_progress(
         tensors: plan.len(),
         data_bytes: total,
         dropped,
+        overflowed,
     })
 }
 
@@ -229,6 +235,7 @@ fn write_file(
     plan: &[Planned],
     total: u64,
     progress: &mut dyn FnMut(u64, u64),
+    overflowed: &mut Vec<(String, usize)>,
 ) -> WeightsResult<()> {
     let tmp_name = tmp.display().to_string();
     let io = |e: std::io::Error| write_err(&tmp_name, e);
@@ -240,6 +247,12 @@ fn write_file(
     let mut done = 0u64;
     for p in plan {
         let host = p.weights.read_host(&p.key)?;
+        if p.out_dtype == DType::F16 {
+            let n = f16_overflows(&host);
+            if n > 0 {
+                overflowed.push((p.out_name.clone(), n));
+            }
+        }
         let written = write_cast(&mut w, host, p.out_dtype).map_err(io)?;
         if written != p.nbytes {
             return Err(write_err(
@@ -256,6 +269,18 @@ fn write_file(
     let file = w.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
     Ok(())
+}
+
+/// Finite values that round to ±inf in f16 (magnitude at least 65520, halfway above the largest f16).
+fn f16_overflows(host: &HostData) -> usize {
+    const LIMIT: f64 = 65520.0;
+    let over = |x: f64| x.is_finite() && x.abs() >= LIMIT;
+    match host {
+        HostData::F32(v) => v.iter().filter(|x| over(**x as f64)).count(),
+        HostData::F64(v) => v.iter().filter(|x| over(**x)).count(),
+        HostData::BF16(v) => v.iter().filter(|x| over(x.to_f64())).count(),
+        _ => 0,
+    }
 }
 
 /// Writes `host` as little-endian `dtype` (floats are cast; other dtypes are written as stored).
@@ -316,6 +341,22 @@ mod tests {
         assert!(is_inference_key(Vae, "post_quant_conv.weight"));
         assert!(is_inference_key(Vae, "decoder.conv_in.weight"));
         assert!(is_inference_key(Vae, "quantize.embedding.weight"));
+    }
+
+    #[test]
+    fn f16_overflow_counts_values_that_become_infinite() {
+        let host = HostData::F32(vec![
+            65504.0,
+            65519.0,
+            65520.0,
+            -1e6,
+            f32::INFINITY,
+            f32::NAN,
+        ]);
+        assert_eq!(f16_overflows(&host), 2);
+        // and the cast agrees on which ones become infinite
+        let inf = [65519.0f32, 65520.0, -1e6].map(|x| f16::from_f32(x).is_infinite());
+        assert_eq!(inf, [false, true, true]);
     }
 
     #[test]
