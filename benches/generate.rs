@@ -44,7 +44,8 @@ impl Observer for Clock {
 fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> candle_core::Result<()> {
     let dev = Device::Cpu;
     let t = Instant::now();
-    let engine = Engine::random(var_cfg, vae_cfg, 1, &dev).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let engine = Engine::random(var_cfg, vae_cfg, 1, &dev)
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let build = t.elapsed().as_secs_f64();
     let side = engine.tile_px();
     let lr = (Tensor::rand(0f32, 1f32, (1, 3, side, side), &dev)? * 2.0 - 1.0)?;
@@ -54,9 +55,20 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> candle_core::Re
     let _ = engine.var.con_embedding.forward(&lr)?;
     let encoder = t.elapsed().as_secs_f64();
 
-    let mut clock = Clock { start: Instant::now(), scale_end: vec![], refiner_end: 0.0 };
+    let mut clock = Clock {
+        start: Instant::now(),
+        scale_end: vec![],
+        refiner_end: 0.0,
+    };
     let out = engine
-        .generate(&lr, &params, &[], &mut SeededNoise::new(0), &mut clock, (0, 1))
+        .generate(
+            &lr,
+            &params,
+            &[],
+            &mut SeededNoise::new(0),
+            &mut clock,
+            (0, 1),
+        )
         .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let k = clock.scale_end.len();
     // The last scale's event comes after the refiner; its transformer part ends where the refiner starts.
@@ -69,7 +81,8 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> candle_core::Re
     let fit = t.elapsed().as_secs_f64();
     let t = Instant::now();
     for _ in 0..k {
-        let _ = preview::latent_previews(&engine, &out.f_hat).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let _ = preview::latent_previews(&engine, &out.f_hat)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     }
     let previews = t.elapsed().as_secs_f64();
 
@@ -80,8 +93,18 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> candle_core::Re
     let mut prev = 0.0;
     for (si, end) in clock.scale_end.iter().enumerate() {
         let pn = engine.patch_nums()[si];
-        let dt = if si + 1 == k { clock.refiner_end - prev } else { end - prev };
-        let note = if si == 0 { " (includes encoder)" } else if si + 1 == k { " (before refiner)" } else { "" };
+        let dt = if si + 1 == k {
+            clock.refiner_end - prev
+        } else {
+            end - prev
+        };
+        let note = if si == 0 {
+            " (includes encoder)"
+        } else if si + 1 == k {
+            " (before refiner)"
+        } else {
+            ""
+        };
         println!("transformer scale {si:2} ({pn:2}²) {dt:8.2} s{note}");
         prev = *end;
     }
@@ -118,10 +141,21 @@ fn main() -> candle_core::Result<()> {
         refiner_depth: 3,
         refiner_freq_dim: 256,
     };
-    let small_vae = VqvaeConfig { vocab_size: 4096, cvae: 32, ch: 64, ch_mult: vec![1, 1, 2, 2], num_res_blocks: 2, num_phi: 4 };
+    let small_vae = VqvaeConfig {
+        vocab_size: 4096,
+        cvae: 32,
+        ch: 64,
+        ch_mult: vec![1, 1, 2, 2],
+        num_res_blocks: 2,
+        num_phi: 4,
+    };
     run("small configuration (128 px tiles)", small, small_vae)?;
     if !quick {
-        run("released configuration (depth 24, 512 px)", VarConfig::release(24), VqvaeConfig::release())?;
+        run(
+            "released configuration (depth 24, 512 px)",
+            VarConfig::release(24),
+            VqvaeConfig::release(),
+        )?;
     }
     Ok(())
 }

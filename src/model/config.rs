@@ -27,7 +27,9 @@ fn required(src: &dyn ShapeSource, name: &str, rank: usize) -> Result<Vec<usize>
 }
 
 fn count_indexed(src: &dyn ShapeSource, prefix: &str, suffix: &str) -> usize {
-    (0..).take_while(|i| src.shape_of(&format!("{prefix}.{i}.{suffix}")).is_some()).count()
+    (0..)
+        .take_while(|i| src.shape_of(&format!("{prefix}.{i}.{suffix}")).is_some())
+        .count()
 }
 
 /// Sizes of the SR transformer (`VAR_RoPE` in `models/var.py`), its LR encoder and its refiner.
@@ -62,7 +64,9 @@ impl VarConfig {
         let (embed_dim, cvae) = (we[0], we[1]);
         let depth = count_indexed(src, "blocks", "attn.mat_qkv.weight");
         if depth == 0 {
-            bail!("the checkpoint has no tensor `blocks.0.attn.mat_qkv.weight`: not a VARSR transformer");
+            bail!(
+                "the checkpoint has no tensor `blocks.0.attn.mat_qkv.weight`: not a VARSR transformer"
+            );
         }
         let num_heads = required(src, "blocks.0.attn.scale_mul_1H11", 4)?[1];
         if num_heads == 0 || embed_dim % num_heads != 0 {
@@ -75,16 +79,24 @@ impl VarConfig {
         let patch_nums = match patch_nums {
             Some(p) => p,
             None if levels == RELEASE_PATCH_NUMS.len() => RELEASE_PATCH_NUMS.to_vec(),
-            None => bail!("the checkpoint has {levels} scales but does not say which patch sizes they have"),
+            None => bail!(
+                "the checkpoint has {levels} scales but does not say which patch sizes they have"
+            ),
         };
         if patch_nums.len() != levels {
-            bail!("patch_nums {patch_nums:?} has {} scales, `lvl_embed.weight` has {levels}", patch_nums.len());
+            bail!(
+                "patch_nums {patch_nums:?} has {} scales, `lvl_embed.weight` has {levels}",
+                patch_nums.len()
+            );
         }
         let pos = required(src, "pos_start", 3)?;
         let prefix_tokens = pos[1].saturating_sub(1);
         let prefix_side = (prefix_tokens as f64).sqrt().round() as usize;
         if prefix_side * prefix_side != prefix_tokens {
-            bail!("`pos_start` has {} rows; expected a square token grid plus one class token", pos[1]);
+            bail!(
+                "`pos_start` has {} rows; expected a square token grid plus one class token",
+                pos[1]
+            );
         }
         let mut encoder_channels = vec![required(src, "con_embedding.conv_in.weight", 4)?[0]];
         let enc_blocks = count_indexed(src, "con_embedding.blocks", "weight");
@@ -92,7 +104,8 @@ impl VarConfig {
             bail!("`con_embedding.blocks` has {enc_blocks} convolutions; expected pairs");
         }
         for i in (1..enc_blocks).step_by(2) {
-            encoder_channels.push(required(src, &format!("con_embedding.blocks.{i}.weight"), 4)?[0]);
+            encoder_channels
+                .push(required(src, &format!("con_embedding.blocks.{i}.weight"), 4)?[0]);
         }
         let refiner_width = required(src, "diffloss.net.input_proj.weight", 2)?[0];
         let refiner_depth = count_indexed(src, "diffloss.net.res_blocks", "in_ln.weight");
@@ -157,7 +170,10 @@ impl VarConfig {
             bail!("patch_nums must increase, got {:?}", self.patch_nums);
         }
         if self.prefix_side != last {
-            bail!("the LR encoder gives a {0}×{0} grid but the last scale is {last}×{last}", self.prefix_side);
+            bail!(
+                "the LR encoder gives a {0}×{0} grid but the last scale is {last}×{last}",
+                self.prefix_side
+            );
         }
         Ok(())
     }
@@ -181,24 +197,43 @@ impl VqvaeConfig {
         let ch = required(src, "decoder.conv_out.weight", 4)?[1];
         let levels = count_indexed(src, "decoder.up", "block.0.conv1.weight");
         if levels == 0 {
-            bail!("the checkpoint has no tensor `decoder.up.0.block.0.conv1.weight`: not a VQVAE decoder");
+            bail!(
+                "the checkpoint has no tensor `decoder.up.0.block.0.conv1.weight`: not a VQVAE decoder"
+            );
         }
         let mut ch_mult = Vec::with_capacity(levels);
         for i in 0..levels {
             let out = required(src, &format!("decoder.up.{i}.block.0.conv2.weight"), 4)?[0];
             if ch == 0 || out % ch != 0 {
-                bail!("`decoder.up.{i}.block.0.conv2.weight` has {out} channels, not a multiple of {ch}");
+                bail!(
+                    "`decoder.up.{i}.block.0.conv2.weight` has {out} channels, not a multiple of {ch}"
+                );
             }
             ch_mult.push(out / ch);
         }
-        let num_res_blocks = count_indexed(src, "decoder.up.0.block", "conv1.weight").saturating_sub(1);
+        let num_res_blocks =
+            count_indexed(src, "decoder.up.0.block", "conv1.weight").saturating_sub(1);
         let num_phi = count_indexed(src, "quantize.quant_resi.qresi_ls", "weight");
-        Ok(Self { vocab_size: emb[0], cvae: emb[1], ch, ch_mult, num_res_blocks, num_phi })
+        Ok(Self {
+            vocab_size: emb[0],
+            cvae: emb[1],
+            ch,
+            ch_mult,
+            num_res_blocks,
+            num_phi,
+        })
     }
 
     /// The release's VQVAE: V 4096, z 32, ch 160, ch_mult (1,1,2,2,4), 2 res blocks, 4 φ.
     pub fn release() -> Self {
-        Self { vocab_size: 4096, cvae: 32, ch: 160, ch_mult: vec![1, 1, 2, 2, 4], num_res_blocks: 2, num_phi: 4 }
+        Self {
+            vocab_size: 4096,
+            cvae: 32,
+            ch: 160,
+            ch_mult: vec![1, 1, 2, 2, 4],
+            num_res_blocks: 2,
+            num_phi: 4,
+        }
     }
 
     /// Pixels per latent cell.

@@ -27,7 +27,9 @@ impl TimestepEmbedder {
     pub fn features(t: f32, freq_dim: usize) -> Vec<f32> {
         let half = freq_dim / 2;
         let ln_max = -(10000f64.ln() as f32);
-        let args: Vec<f32> = (0..half).map(|k| t * ((ln_max * k as f32) / half as f32).exp()).collect();
+        let args: Vec<f32> = (0..half)
+            .map(|k| t * ((ln_max * k as f32) / half as f32).exp())
+            .collect();
         let mut out: Vec<f32> = args.iter().map(|&a| (a as f64).cos() as f32).collect();
         out.extend(args.iter().map(|&a| (a as f64).sin() as f32));
         out
@@ -60,7 +62,11 @@ impl ResBlock {
 
     fn forward(&self, h: &Tensor, y_silu: &Tensor) -> Result<Tensor> {
         let m = self.ada.forward(y_silu)?.chunk(3, D::Minus1)?;
-        let x = self.in_ln.forward(h)?.broadcast_mul(&(&m[1] + 1.0)?)?.broadcast_add(&m[0])?;
+        let x = self
+            .in_ln
+            .forward(h)?
+            .broadcast_mul(&(&m[1] + 1.0)?)?
+            .broadcast_add(&m[0])?;
         let x = self.mlp2.forward(&self.mlp0.forward(&x)?.silu()?)?;
         h + x.broadcast_mul(&m[2])?
     }
@@ -82,7 +88,9 @@ impl FinalLayer {
 
     fn forward(&self, h: &Tensor, y_silu: &Tensor) -> Result<Tensor> {
         let m = self.ada.forward(y_silu)?.chunk(2, D::Minus1)?;
-        let x = layer_norm(h)?.broadcast_mul(&(&m[1] + 1.0)?)?.broadcast_add(&m[0])?;
+        let x = layer_norm(h)?
+            .broadcast_mul(&(&m[1] + 1.0)?)?
+            .broadcast_add(&m[0])?;
         self.linear.forward(&x)
     }
 }

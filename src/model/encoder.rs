@@ -14,8 +14,15 @@ pub struct ConEmbedding {
 impl ConEmbedding {
     /// `channels` as in the release's `(32, 128, 256, 512, 1536)`; `out` is the transformer width.
     pub fn new(channels: &[usize], out: usize, vb: VarBuilder) -> Result<Self> {
-        let same = Conv2dConfig { padding: 1, ..Default::default() };
-        let down = Conv2dConfig { padding: 1, stride: 2, ..Default::default() };
+        let same = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let down = Conv2dConfig {
+            padding: 1,
+            stride: 2,
+            ..Default::default()
+        };
         let conv_in = conv2d(3, channels[0], 3, same, vb.pp("conv_in"))?;
         let vbb = vb.pp("blocks");
         let mut blocks = Vec::with_capacity(2 * channels.len());
@@ -25,7 +32,11 @@ impl ConEmbedding {
         }
         let last = *channels.last().unwrap_or(&channels[0]);
         let conv_out = conv2d(last, out, 3, same, vb.pp("conv_out"))?;
-        Ok(Self { conv_in, blocks, conv_out })
+        Ok(Self {
+            conv_in,
+            blocks,
+            conv_out,
+        })
     }
 
     /// `(B, 3, S, S)` in [-1, 1] → prefix tokens `(B, (S/2ⁿ)², C)`, row-major.

@@ -18,7 +18,9 @@ impl RandomInit {
 }
 
 fn name_seed(seed: u64, name: &str) -> u64 {
-    name.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    name.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 impl SimpleBackend for RandomInit {
@@ -33,7 +35,11 @@ impl SimpleBackend for RandomInit {
             // Fan-in scaled so activations keep unit size through deep stacks.
             let fan_in: usize = s.dims()[1..].iter().product();
             let std = 1.0 / (fan_in.max(1) as f32).sqrt();
-            SeededNoise::new(name_seed(self.seed, name)).normal(n).into_iter().map(|v| v * std).collect()
+            SeededNoise::new(name_seed(self.seed, name))
+                .normal(n)
+                .into_iter()
+                .map(|v| v * std)
+                .collect()
         };
         Tensor::from_vec(values, s, dev)?.to_dtype(dtype)
     }

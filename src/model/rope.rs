@@ -38,7 +38,12 @@ pub fn angles(seq_patch_nums: &[usize], grid: usize, head_dim: usize) -> Vec<Vec
 impl Rope {
     /// Table for the prefix grid (`prefix_side²` tokens), the class token and scales 2.. of
     /// `patch_nums`, in sequence order. `grid` is the final scale's side.
-    pub fn new(prefix_side: usize, patch_nums: &[usize], head_dim: usize, dev: &Device) -> Result<Self> {
+    pub fn new(
+        prefix_side: usize,
+        patch_nums: &[usize],
+        head_dim: usize,
+        dev: &Device,
+    ) -> Result<Self> {
         let grid = *patch_nums.last().unwrap_or(&1);
         let mut seq = vec![prefix_side];
         seq.extend_from_slice(patch_nums);
@@ -69,7 +74,10 @@ impl Rope {
 
     /// The rows for sequence positions `start..start+len`.
     pub fn slice(&self, start: usize, len: usize) -> Result<(Tensor, Tensor)> {
-        Ok((self.cos.narrow(0, start, len)?, self.sin.narrow(0, start, len)?))
+        Ok((
+            self.cos.narrow(0, start, len)?,
+            self.sin.narrow(0, start, len)?,
+        ))
     }
 }
 
@@ -81,8 +89,11 @@ pub fn apply(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     pairs.pop();
     pairs.extend([d / 2, 2]);
     let xp = x.reshape(pairs)?;
-    let swapped = Tensor::cat(&[xp.narrow(D::Minus1, 1, 1)?, xp.narrow(D::Minus1, 0, 1)?], D::Minus1)?
-        .reshape(dims)?;
+    let swapped = Tensor::cat(
+        &[xp.narrow(D::Minus1, 1, 1)?, xp.narrow(D::Minus1, 0, 1)?],
+        D::Minus1,
+    )?
+    .reshape(dims)?;
     x.broadcast_mul(&cos.to_dtype(x.dtype())?)?
         .add(&swapped.broadcast_mul(&sin.to_dtype(x.dtype())?)?)
 }
@@ -116,18 +127,36 @@ mod tests {
         let (cos, sin) = rope.slice(3, 1)?;
         let x = Tensor::new(&[1f32, 2., 3., 4., 5., 6., 7., 8.], &dev)?.reshape((1, 1, 1, 8))?;
         let y = apply(&x, &cos, &sin)?.flatten_all()?.to_vec1::<f32>()?;
-        let rot = |re: f32, im: f32, ang: f32| (re * ang.cos() - im * ang.sin(), re * ang.sin() + im * ang.cos());
+        let rot = |re: f32, im: f32, ang: f32| {
+            (
+                re * ang.cos() - im * ang.sin(),
+                re * ang.sin() + im * ang.cos(),
+            )
+        };
         let f1 = 1.0 / 10000f32.powf(0.5);
-        let expect = [rot(1., 2., 0.), rot(3., 4., 0.), rot(5., 6., 1.), rot(7., 8., f1)];
+        let expect = [
+            rot(1., 2., 0.),
+            rot(3., 4., 0.),
+            rot(5., 6., 1.),
+            rot(7., 8., f1),
+        ];
         for (m, (re, im)) in expect.iter().enumerate() {
-            assert!((y[2 * m] - re).abs() < 1e-6 && (y[2 * m + 1] - im).abs() < 1e-6, "pair {m}: {y:?}");
+            assert!(
+                (y[2 * m] - re).abs() < 1e-6 && (y[2 * m + 1] - im).abs() < 1e-6,
+                "pair {m}: {y:?}"
+            );
         }
         Ok(())
     }
 
     #[test]
     fn release_table_has_3264_rows() -> Result<()> {
-        let rope = Rope::new(32, &crate::model::config::RELEASE_PATCH_NUMS, 64, &Device::Cpu)?;
+        let rope = Rope::new(
+            32,
+            &crate::model::config::RELEASE_PATCH_NUMS,
+            64,
+            &Device::Cpu,
+        )?;
         assert_eq!(rope.len(), 1024 + 2240);
         Ok(())
     }

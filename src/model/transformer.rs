@@ -18,7 +18,9 @@ pub fn layer_norm(x: &Tensor) -> Result<Tensor> {
     let mean = x32.mean_keepdim(D::Minus1)?;
     let centered = x32.broadcast_sub(&mean)?;
     let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-    centered.broadcast_div(&(var + LN_EPS)?.sqrt()?)?.to_dtype(x.dtype())
+    centered
+        .broadcast_div(&(var + LN_EPS)?.sqrt()?)?
+        .to_dtype(x.dtype())
 }
 
 /// LayerNorm with affine parameters, composed from differentiable ops (candle's fused one has no
@@ -30,13 +32,18 @@ pub struct AffineLayerNorm {
 
 impl AffineLayerNorm {
     pub fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { weight: vb.get(dim, "weight")?, bias: vb.get(dim, "bias")? })
+        Ok(Self {
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
+        })
     }
 }
 
 impl Module for AffineLayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        layer_norm(x)?.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+        layer_norm(x)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
     }
 }
 
@@ -103,10 +110,20 @@ impl SelfAttention {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, ctx: AttnContext) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        ctx: AttnContext,
+    ) -> Result<Tensor> {
         let (b, l, c) = x.dims3()?;
         let hd = c / self.num_heads;
-        let qkv = self.mat_qkv.forward(x)?.reshape((b, l, 3, self.num_heads, hd))?.permute((2, 0, 3, 1, 4))?;
+        let qkv = self
+            .mat_qkv
+            .forward(x)?
+            .reshape((b, l, 3, self.num_heads, hd))?
+            .permute((2, 0, 3, 1, 4))?;
         let q = l2_normalize(&qkv.get(0)?)?.broadcast_mul(&self.q_scale)?;
         let k = l2_normalize(&qkv.get(1)?)?;
         let v = qkv.get(2)?.contiguous()?;
@@ -154,7 +171,11 @@ fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<T
     let mut parts = Vec::with_capacity(h.div_ceil(step));
     for s in (0..h).step_by(step) {
         let n = step.min(h - s);
-        parts.push(one(&q.narrow(1, s, n)?, &k.narrow(1, s, n)?, &v.narrow(1, s, n)?)?);
+        parts.push(one(
+            &q.narrow(1, s, n)?,
+            &k.narrow(1, s, n)?,
+            &v.narrow(1, s, n)?,
+        )?);
     }
     Tensor::cat(&parts, 1)
 }
@@ -166,7 +187,10 @@ pub struct Ffn {
 
 impl Ffn {
     pub fn new(dim: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { fc1: linear(dim, hidden, vb.pp("fc1"))?, fc2: linear(hidden, dim, vb.pp("fc2"))? })
+        Ok(Self {
+            fc1: linear(dim, hidden, vb.pp("fc1"))?,
+            fc2: linear(hidden, dim, vb.pp("fc2"))?,
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -208,7 +232,10 @@ impl AdaLnBlock {
     /// (γ1, γ2, scale1, scale2, shift1, shift2).
     pub fn modulation(&self, cond: &Tensor) -> Result<BlockModulation> {
         let b = cond.dims()[0];
-        let m = self.ada_lin.forward(&cond.silu()?)?.reshape((b, 1, 6, self.dim))?;
+        let m = self
+            .ada_lin
+            .forward(&cond.silu()?)?
+            .reshape((b, 1, 6, self.dim))?;
         let part = |i: usize| m.narrow(2, i, 1)?.squeeze(2);
         Ok(BlockModulation {
             gamma1: part(0)?,
@@ -228,9 +255,16 @@ impl AdaLnBlock {
         sin: &Tensor,
         ctx: AttnContext,
     ) -> Result<Tensor> {
-        let h = layer_norm(x)?.broadcast_mul(&m.scale1)?.broadcast_add(&m.shift1)?;
-        let x = (x + self.attn.forward(&h, cos, sin, ctx)?.broadcast_mul(&m.gamma1)?)?;
-        let h = layer_norm(&x)?.broadcast_mul(&m.scale2)?.broadcast_add(&m.shift2)?;
+        let h = layer_norm(x)?
+            .broadcast_mul(&m.scale1)?
+            .broadcast_add(&m.shift1)?;
+        let x = (x + self
+            .attn
+            .forward(&h, cos, sin, ctx)?
+            .broadcast_mul(&m.gamma1)?)?;
+        let h = layer_norm(&x)?
+            .broadcast_mul(&m.scale2)?
+            .broadcast_add(&m.shift2)?;
         x + self.ffn.forward(&h)?.broadcast_mul(&m.gamma2)?
     }
 }
@@ -243,17 +277,28 @@ pub struct AdaLnBeforeHead {
 
 impl AdaLnBeforeHead {
     pub fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { ada_lin: linear(dim, 2 * dim, vb.pp("ada_lin").pp(1))?, dim })
+        Ok(Self {
+            ada_lin: linear(dim, 2 * dim, vb.pp("ada_lin").pp(1))?,
+            dim,
+        })
     }
 
     /// `(1 + scale, shift)` for the condition `cond` `(B, C)`, each `(B, 1, C)`.
     pub fn modulation(&self, cond: &Tensor) -> Result<(Tensor, Tensor)> {
         let b = cond.dims()[0];
-        let m = self.ada_lin.forward(&cond.silu()?)?.reshape((b, 1, 2, self.dim))?;
-        Ok(((m.narrow(2, 0, 1)?.squeeze(2)? + 1.0)?, m.narrow(2, 1, 1)?.squeeze(2)?))
+        let m = self
+            .ada_lin
+            .forward(&cond.silu()?)?
+            .reshape((b, 1, 2, self.dim))?;
+        Ok((
+            (m.narrow(2, 0, 1)?.squeeze(2)? + 1.0)?,
+            m.narrow(2, 1, 1)?.squeeze(2)?,
+        ))
     }
 
     pub fn forward(&self, x: &Tensor, modulation: &(Tensor, Tensor)) -> Result<Tensor> {
-        layer_norm(x)?.broadcast_mul(&modulation.0)?.broadcast_add(&modulation.1)
+        layer_norm(x)?
+            .broadcast_mul(&modulation.0)?
+            .broadcast_add(&modulation.1)
     }
 }

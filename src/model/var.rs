@@ -8,7 +8,9 @@ use super::config::VarConfig;
 use super::diffloss::SimpleMlpAdaLn;
 use super::encoder::ConEmbedding;
 use super::rope::Rope;
-use super::transformer::{AdaLnBeforeHead, AdaLnBlock, AffineLayerNorm, AttnContext, BlockModulation, KvCache};
+use super::transformer::{
+    AdaLnBeforeHead, AdaLnBlock, AffineLayerNorm, AttnContext, BlockModulation, KvCache,
+};
 
 /// `diffloss`: only its `net` has weights.
 pub struct DiffLoss {
@@ -44,7 +46,14 @@ impl Var {
         let c = config.embed_dim;
         let prefix = config.prefix_side * config.prefix_side;
         let blocks = (0..config.depth)
-            .map(|i| AdaLnBlock::new(c, config.num_heads, config.mlp_hidden, vb.pp("blocks").pp(i)))
+            .map(|i| {
+                AdaLnBlock::new(
+                    c,
+                    config.num_heads,
+                    config.mlp_hidden,
+                    vb.pp("blocks").pp(i),
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         let decoder_norm = AffineLayerNorm::new(c, vb.pp("decoder_norm"))?;
         let net = SimpleMlpAdaLn::new(
@@ -55,7 +64,12 @@ impl Var {
             config.refiner_freq_dim,
             vb.pp("diffloss").pp("net"),
         )?;
-        let rope = Rope::new(config.prefix_side, &config.patch_nums, config.head_dim(), vb.device())?;
+        let rope = Rope::new(
+            config.prefix_side,
+            &config.patch_nums,
+            config.head_dim(),
+            vb.device(),
+        )?;
         Ok(Self {
             pos_start: vb.get((1, prefix + 1, c), "pos_start")?,
             con_embedding: ConEmbedding::new(&config.encoder_channels, c, vb.pp("con_embedding"))?,
@@ -87,7 +101,11 @@ impl Var {
         let labels: Vec<u32> = (0..2 * b).map(|i| if i < b { 0 } else { neg }).collect();
         let labels = Tensor::from_vec(labels, 2 * b, self.device())?;
         let cond = self.class_emb.forward(&labels)?;
-        let blocks = self.blocks.iter().map(|blk| blk.modulation(&cond)).collect::<Result<Vec<_>>>()?;
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|blk| blk.modulation(&cond))
+            .collect::<Result<Vec<_>>>()?;
         let head = self.head_nm.modulation(&cond)?;
         Ok(Conditioning { cond, blocks, head })
     }
@@ -106,8 +124,14 @@ impl Var {
     /// duplicated for both branches: `(2B, pn², C)`.
     pub fn scale_input(&self, next: &Tensor, si: usize) -> Result<Tensor> {
         let (b, cv, h, w) = next.dims4()?;
-        let t = next.to_dtype(self.dtype())?.reshape((b, cv, h * w))?.transpose(1, 2)?;
-        let x = self.word_embed.forward(&t)?.broadcast_add(&self.lvl_embed.embeddings().i(si)?)?;
+        let t = next
+            .to_dtype(self.dtype())?
+            .reshape((b, cv, h * w))?
+            .transpose(1, 2)?;
+        let x = self
+            .word_embed
+            .forward(&t)?
+            .broadcast_add(&self.lvl_embed.embeddings().i(si)?)?;
         Tensor::cat(&[&x, &x], 0)
     }
 
@@ -130,13 +154,17 @@ impl Var {
 
     /// Logits `(2B, L, V)` in f32.
     pub fn logits(&self, h: &Tensor, cond: &Conditioning) -> Result<Tensor> {
-        self.head.forward(&self.head_nm.forward(h, &cond.head)?)?.to_dtype(DType::F32)
+        self.head
+            .forward(&self.head_nm.forward(h, &cond.head)?)?
+            .to_dtype(DType::F32)
     }
 
     /// The refiner's condition rows `decoder_norm(h_last + word_embed(emb(idx_last)))`, `(2B·L, C)`, from the
     /// last scale's block output `h` `(2B, L, C)` and the codebook vectors `(B, L, Cvae)` of its tokens.
     pub fn refiner_condition(&self, h: &Tensor, token_vectors: &Tensor) -> Result<Tensor> {
-        let d = self.word_embed.forward(&token_vectors.to_dtype(self.dtype())?)?;
+        let d = self
+            .word_embed
+            .forward(&token_vectors.to_dtype(self.dtype())?)?;
         let d = Tensor::cat(&[&d, &d], 0)?;
         let z = self.decoder_norm.forward(&(h + d)?)?;
         let (b, l, c) = z.dims3()?;

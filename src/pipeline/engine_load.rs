@@ -31,7 +31,10 @@ fn weights_err(e: WeightsError) -> Error {
 pub fn embedded_bytes() -> Option<&'static [u8]> {
     #[cfg(varsr_embedded_model)]
     {
-        Some(include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/models/varsr-studio-small.safetensors")))
+        Some(include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/models/varsr-studio-small.safetensors"
+        )))
     }
     #[cfg(not(varsr_embedded_model))]
     {
@@ -50,9 +53,15 @@ impl Engine {
                             .into(),
                     )
                 })?;
-                (ModelFiles::from_static(bytes, "embedded model").map_err(weights_err)?, "embedded".to_string())
+                (
+                    ModelFiles::from_static(bytes, "embedded model").map_err(weights_err)?,
+                    "embedded".to_string(),
+                )
             }
-            ModelSpec::Path(p) => (open_model_files(p).map_err(weights_err)?, p.display().to_string()),
+            ModelSpec::Path(p) => (
+                open_model_files(p).map_err(weights_err)?,
+                p.display().to_string(),
+            ),
         };
         Self::from_files(&files, &origin, device)
     }
@@ -60,16 +69,17 @@ impl Engine {
     pub fn from_files(files: &ModelFiles, origin: &str, device: &Device) -> Result<Engine> {
         let meta = files.metadata();
         let declared: Option<ModelMeta> = match meta.get(META_KEY) {
-            Some(json) => Some(
-                serde_json::from_str(json)
-                    .map_err(|e| Error::Invalid(format!("{origin}: unreadable `{META_KEY}` metadata: {e}")))?,
-            ),
+            Some(json) => Some(serde_json::from_str(json).map_err(|e| {
+                Error::Invalid(format!("{origin}: unreadable `{META_KEY}` metadata: {e}"))
+            })?),
             None => None,
         };
         let var_w = files.var();
         let vae_w = files.vae();
-        let var_cfg =
-            VarConfig::from_shapes(&|n: &str| var_w.shape(n), declared.as_ref().map(|m| m.var.patch_nums.clone()))?;
+        let var_cfg = VarConfig::from_shapes(
+            &|n: &str| var_w.shape(n),
+            declared.as_ref().map(|m| m.var.patch_nums.clone()),
+        )?;
         let vae_cfg = VqvaeConfig::from_shapes(&|n: &str| vae_w.shape(n))?;
         if var_cfg.vocab_size != vae_cfg.vocab_size || var_cfg.cvae != vae_cfg.cvae {
             return Err(Error::Invalid(format!(
@@ -79,16 +89,34 @@ impl Engine {
         }
         let var = Var::new(var_cfg, files.var_builder(DType::F32, device))?;
         let vae = Vqvae::new(vae_cfg, files.vae_builder(DType::F32, device))?;
-        let name = declared.map(|m| m.name).unwrap_or_else(|| "VARSR".to_string());
-        Ok(Self::assemble(var, vae, device, format!("{name} from {origin}")))
+        let name = declared
+            .map(|m| m.name)
+            .unwrap_or_else(|| "VARSR".to_string());
+        Ok(Self::assemble(
+            var,
+            vae,
+            device,
+            format!("{name} from {origin}"),
+        ))
     }
 
     /// A model of the given sizes with seeded random weights, for benchmarks and tests of plumbing.
-    pub fn random(var_cfg: VarConfig, vae_cfg: VqvaeConfig, seed: u64, device: &Device) -> Result<Engine> {
-        let vb = |s| VarBuilder::from_backend(Box::new(RandomInit::new(s)), DType::F32, device.clone());
+    pub fn random(
+        var_cfg: VarConfig,
+        vae_cfg: VqvaeConfig,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Engine> {
+        let vb =
+            |s| VarBuilder::from_backend(Box::new(RandomInit::new(s)), DType::F32, device.clone());
         let var = Var::new(var_cfg, vb(seed))?;
         let vae = Vqvae::new(vae_cfg, vb(seed ^ 0x9e37))?;
-        Ok(Self::assemble(var, vae, device, "random weights (not a trained model)".to_string()))
+        Ok(Self::assemble(
+            var,
+            vae,
+            device,
+            "random weights (not a trained model)".to_string(),
+        ))
     }
 
     fn assemble(var: Var, vae: Vqvae, device: &Device, summary: String) -> Engine {
@@ -102,6 +130,12 @@ impl Engine {
             c.final_side(),
             c.final_side() * vae.downsample()
         );
-        Engine { var, vae, device: device.clone(), description, preview_map: Default::default() }
+        Engine {
+            var,
+            vae,
+            device: device.clone(),
+            description,
+            preview_map: Default::default(),
+        }
     }
 }

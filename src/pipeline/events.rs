@@ -32,7 +32,12 @@ pub enum Progress {
     /// Encoding the LR input of a batch of tiles.
     Encoding { tile: usize, num_tiles: usize },
     /// A refiner step finished (`step` counts up to `steps`).
-    Refiner { tile: usize, num_tiles: usize, step: usize, steps: usize },
+    Refiner {
+        tile: usize,
+        num_tiles: usize,
+        step: usize,
+        steps: usize,
+    },
     /// Decoding the final latent to pixels.
     Decoding,
     /// Fraction of the whole job's work done (weighted by tokens per scale), 0..=1.

@@ -28,12 +28,20 @@ pub fn generate(
     let (b, ch, hh, ww) = lr.dims4()?;
     let side = engine.tile_px();
     if ch != 3 || hh != side || ww != side {
-        return Err(Error::Invalid(format!("the model takes 3×{side}×{side} inputs, got {ch}×{hh}×{ww}")));
+        return Err(Error::Invalid(format!(
+            "the model takes 3×{side}×{side} inputs, got {ch}×{hh}×{ww}"
+        )));
     }
     if locked.len() > k {
-        return Err(Error::Invalid(format!("{} locked scales but the model has {k}", locked.len())));
+        return Err(Error::Invalid(format!(
+            "{} locked scales but the model has {k}",
+            locked.len()
+        )));
     }
-    observer.progress(&Progress::Encoding { tile: tile.0, num_tiles: tile.1 });
+    observer.progress(&Progress::Encoding {
+        tile: tile.0,
+        num_tiles: tile.1,
+    });
     let cond = var.conditioning(b)?;
     let mut x = var.first_input(lr, &cond)?;
     let mut caches: Vec<KvCache> = (0..cfg.depth).map(|_| KvCache::default()).collect();
@@ -52,7 +60,11 @@ pub fn generate(
             Some(t) => t.to_device(lr.device())?,
             None => {
                 // The first step's input is the prefix plus the class token; only the class token predicts.
-                let hq = if si == 0 { h.narrow(1, l - 1, 1)? } else { h.clone() };
+                let hq = if si == 0 {
+                    h.narrow(1, l - 1, 1)?
+                } else {
+                    h.clone()
+                };
                 let logits = var.logits(&hq, &cond)?;
                 let t = (params.cfg as f64) * si as f64 / (k - 1).max(1) as f64;
                 let guided = ((logits.i(0..b)? * (1.0 + t))? - (logits.i(b..2 * b)? * t)?)?;
@@ -74,12 +86,19 @@ pub fn generate(
             if observer.wants_taps() {
                 observer.tap("refiner_cond", &z);
             }
-            let io = RefinerIo { noise: &mut *noise, observer: &mut *observer, tile };
+            let io = RefinerIo {
+                noise: &mut *noise,
+                observer: &mut *observer,
+                tile,
+            };
             let r = refiner::sample(&var.diffloss.net, &z, params.cfg, &Schedule::release(), io)?;
             if observer.wants_taps() {
                 observer.tap("refiner_out", &r);
             }
-            let r = r.reshape((b, pn * pn, cfg.cvae))?.transpose(1, 2)?.reshape((b, cfg.cvae, pn, pn))?;
+            let r = r
+                .reshape((b, pn * pn, cfg.cvae))?
+                .transpose(1, 2)?
+                .reshape((b, cfg.cvae, pn, pn))?;
             f_hat = (f_hat + r)?;
             report(engine, observer, &f_hat, &idx, si, pn, k, tile)?;
             tokens.push(idx);
@@ -110,7 +129,11 @@ fn report(
     k: usize,
     tile: (usize, usize),
 ) -> Result<()> {
-    let previews = if observer.wants_previews() { preview::latent_previews(engine, f_hat)? } else { Vec::new() };
+    let previews = if observer.wants_previews() {
+        preview::latent_previews(engine, f_hat)?
+    } else {
+        Vec::new()
+    };
     let tokens = idx.to_dtype(DType::U32)?.to_vec2::<u32>()?;
     observer.scale_done(&ScaleEvent {
         tile: tile.0,

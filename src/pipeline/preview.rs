@@ -29,8 +29,16 @@ pub fn fit_rgb_map(engine: &Engine) -> Result<Tensor> {
     let latent = vae.quantize.lookup_map(&idx, side)?;
     let img = engine.decode(&latent)?;
     let rgb = area(&img, side, side)?; // (1, 3, s, s)
-    let xs = latent.reshape((cv, side * side))?.t()?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
-    let ys = rgb.reshape((3, side * side))?.t()?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+    let xs = latent
+        .reshape((cv, side * side))?
+        .t()?
+        .to_dtype(DType::F64)?
+        .to_vec2::<f64>()?;
+    let ys = rgb
+        .reshape((3, side * side))?
+        .t()?
+        .to_dtype(DType::F64)?
+        .to_vec2::<f64>()?;
     let w = least_squares(&xs, &ys, 1e-3);
     let flat: Vec<f32> = w.iter().flatten().map(|&v| v as f32).collect();
     Ok(Tensor::from_vec(flat, (cv + 1, 3), &dev)?)
@@ -57,7 +65,9 @@ pub fn least_squares(xs: &[Vec<f64>], ys: &[Vec<f64>], ridge: f64) -> Vec<Vec<f6
     }
     // Gauss–Jordan with partial pivoting on the augmented system.
     for col in 0..d {
-        let piv = (col..d).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs())).unwrap_or(col);
+        let piv = (col..d)
+            .max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))
+            .unwrap_or(col);
         a.swap(col, piv);
         let p = a[col][col];
         if p.abs() < 1e-300 {
@@ -85,14 +95,23 @@ pub fn least_squares(xs: &[Vec<f64>], ys: &[Vec<f64>], ridge: f64) -> Vec<Vec<f6
 pub fn latent_previews(engine: &Engine, f_hat: &Tensor) -> Result<Vec<PreviewImage>> {
     let map = engine.preview_map()?;
     let (b, cv, h, w) = f_hat.dims4()?;
-    let flat = f_hat.to_dtype(DType::F32)?.reshape((b, cv, h * w))?.transpose(1, 2)?;
+    let flat = f_hat
+        .to_dtype(DType::F32)?
+        .reshape((b, cv, h * w))?
+        .transpose(1, 2)?;
     let ones = Tensor::ones((b, h * w, 1), DType::F32, f_hat.device())?;
     let rgb = Tensor::cat(&[&flat, &ones], 2)?.broadcast_matmul(&map.to_dtype(DType::F32)?)?;
-    let rgb = (rgb.clamp(0f32, 1f32)? * 255.0)?.round()?.to_device(&Device::Cpu)?;
+    let rgb = (rgb.clamp(0f32, 1f32)? * 255.0)?
+        .round()?
+        .to_device(&Device::Cpu)?;
     let data = rgb.to_vec3::<f32>()?;
     Ok(data
         .into_iter()
-        .map(|img| PreviewImage { width: w, height: h, rgb: img.into_iter().flatten().map(|v| v as u8).collect() })
+        .map(|img| PreviewImage {
+            width: w,
+            height: h,
+            rgb: img.into_iter().flatten().map(|v| v as u8).collect(),
+        })
         .collect())
 }
 
@@ -103,16 +122,32 @@ mod tests {
     #[test]
     fn least_squares_recovers_an_exact_affine_map() {
         let mut noise = SeededNoise::new(3);
-        let xs: Vec<Vec<f64>> = (0..50).map(|_| noise.normal(4).into_iter().map(f64::from).collect()).collect();
-        let truth = [[0.5, -1.0], [2.0, 0.0], [0.0, 0.25], [-0.75, 1.5], [0.1, -0.2]]; // last row = bias
+        let xs: Vec<Vec<f64>> = (0..50)
+            .map(|_| noise.normal(4).into_iter().map(f64::from).collect())
+            .collect();
+        let truth = [
+            [0.5, -1.0],
+            [2.0, 0.0],
+            [0.0, 0.25],
+            [-0.75, 1.5],
+            [0.1, -0.2],
+        ]; // last row = bias
         let ys: Vec<Vec<f64>> = xs
             .iter()
-            .map(|x| (0..2).map(|j| truth[4][j] + (0..4).map(|i| x[i] * truth[i][j]).sum::<f64>()).collect())
+            .map(|x| {
+                (0..2)
+                    .map(|j| truth[4][j] + (0..4).map(|i| x[i] * truth[i][j]).sum::<f64>())
+                    .collect()
+            })
             .collect();
         let w = least_squares(&xs, &ys, 0.0);
         for i in 0..5 {
             for j in 0..2 {
-                assert!((w[i][j] - truth[i][j]).abs() < 1e-9, "w[{i}][{j}] = {}", w[i][j]);
+                assert!(
+                    (w[i][j] - truth[i][j]).abs() < 1e-9,
+                    "w[{i}][{j}] = {}",
+                    w[i][j]
+                );
             }
         }
     }

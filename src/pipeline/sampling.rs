@@ -9,11 +9,21 @@ use super::Noise;
 pub fn sample(logits: &Tensor, top_k: usize, top_p: f32, noise: &mut dyn Noise) -> Result<Tensor> {
     let (b, l, v) = logits.dims3()?;
     let flat = logits.flatten_all()?.to_vec1::<f32>()?;
-    let uniforms = if top_k == 1 { Vec::new() } else { noise.uniform(b * l) };
+    let uniforms = if top_k == 1 {
+        Vec::new()
+    } else {
+        noise.uniform(b * l)
+    };
     let ids: Vec<u32> = flat
         .chunks_exact(v)
         .enumerate()
-        .map(|(r, row)| if top_k == 1 { argmax(row) } else { sample_row(row, top_k, top_p, uniforms[r]) })
+        .map(|(r, row)| {
+            if top_k == 1 {
+                argmax(row)
+            } else {
+                sample_row(row, top_k, top_p, uniforms[r])
+            }
+        })
         .collect();
     Tensor::from_vec(ids, (b, l), &Device::Cpu)?.to_device(logits.device())
 }
@@ -90,7 +100,10 @@ mod tests {
 
     #[test]
     fn top_k_one_is_argmax() -> Result<()> {
-        let logits = Tensor::new(&[[[0.1f32, 3.0, 2.9, -1.0], [5.0, 1.0, 0.0, 4.99]]], &Device::Cpu)?;
+        let logits = Tensor::new(
+            &[[[0.1f32, 3.0, 2.9, -1.0], [5.0, 1.0, 0.0, 4.99]]],
+            &Device::Cpu,
+        )?;
         let ids = sample(&logits, 1, 0.75, &mut SeededNoise::new(0))?.to_vec2::<u32>()?;
         assert_eq!(ids, vec![vec![1, 0]]);
         Ok(())

@@ -9,11 +9,26 @@ const GN_GROUPS: usize = 32;
 const GN_EPS: f64 = 1e-6;
 
 pub fn group_norm(ch: usize, vb: VarBuilder) -> Result<GroupNorm> {
-    GroupNorm::new(vb.get(ch, "weight")?, vb.get(ch, "bias")?, ch, GN_GROUPS.min(ch), GN_EPS)
+    GroupNorm::new(
+        vb.get(ch, "weight")?,
+        vb.get(ch, "bias")?,
+        ch,
+        GN_GROUPS.min(ch),
+        GN_EPS,
+    )
 }
 
 pub fn conv3(i: usize, o: usize, vb: VarBuilder) -> Result<Conv2d> {
-    conv2d(i, o, 3, Conv2dConfig { padding: 1, ..Default::default() }, vb)
+    conv2d(
+        i,
+        o,
+        3,
+        Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        },
+        vb,
+    )
 }
 
 pub fn conv1(i: usize, o: usize, vb: VarBuilder) -> Result<Conv2d> {
@@ -36,7 +51,11 @@ impl ResnetBlock {
             conv1: conv3(i, o, vb.pp("conv1"))?,
             norm2: group_norm(o, vb.pp("norm2"))?,
             conv2: conv3(o, o, vb.pp("conv2"))?,
-            nin_shortcut: if i != o { Some(conv1(i, o, vb.pp("nin_shortcut"))?) } else { None },
+            nin_shortcut: if i != o {
+                Some(conv1(i, o, vb.pp("nin_shortcut"))?)
+            } else {
+                None
+            },
         })
     }
 }
@@ -78,18 +97,33 @@ impl Module for AttnBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let n = h * w;
-        let qkv = self.qkv.forward(&self.norm.forward(x)?)?.reshape((b, 3, c, n))?;
+        let qkv = self
+            .qkv
+            .forward(&self.norm.forward(x)?)?
+            .reshape((b, 3, c, n))?;
         let scale = (self.ch as f64).powf(-0.5);
         let q = (qkv.narrow(1, 0, 1)?.squeeze(1)?.transpose(1, 2)? * scale)?.contiguous()?; // (B, N, C)
         let k = qkv.narrow(1, 1, 1)?.squeeze(1)?.contiguous()?; // (B, C, N)
-        let v = qkv.narrow(1, 2, 1)?.squeeze(1)?.transpose(1, 2)?.contiguous()?; // (B, N, C)
+        let v = qkv
+            .narrow(1, 2, 1)?
+            .squeeze(1)?
+            .transpose(1, 2)?
+            .contiguous()?; // (B, N, C)
         let mut outs = Vec::with_capacity(n.div_ceil(ATTN_QUERY_CHUNK));
         for s in (0..n).step_by(ATTN_QUERY_CHUNK) {
             let qs = q.narrow(1, s, ATTN_QUERY_CHUNK.min(n - s))?;
-            let wts = candle_nn::ops::softmax_last_dim(&qs.matmul(&k)?)?;
+            let s = qs.matmul(&k)?;
+            // The fused softmax has no backward pass; the tokenizer's training needs the composed one.
+            let wts = if s.track_op() {
+                candle_nn::ops::softmax(&s, candle_core::D::Minus1)?
+            } else {
+                candle_nn::ops::softmax_last_dim(&s)?
+            };
             outs.push(wts.matmul(&v)?);
         }
-        let o = Tensor::cat(&outs, 1)?.transpose(1, 2)?.reshape((b, c, h, w))?;
+        let o = Tensor::cat(&outs, 1)?
+            .transpose(1, 2)?
+            .reshape((b, c, h, w))?;
         x + self.proj_out.forward(&o)?
     }
 }
@@ -101,7 +135,9 @@ pub struct Upsample {
 
 impl Upsample {
     pub fn new(ch: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { conv: conv3(ch, ch, vb.pp("conv"))? })
+        Ok(Self {
+            conv: conv3(ch, ch, vb.pp("conv"))?,
+        })
     }
 }
 
@@ -118,7 +154,18 @@ pub struct Downsample {
 
 impl Downsample {
     pub fn new(ch: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { conv: conv2d(ch, ch, 3, Conv2dConfig { stride: 2, ..Default::default() }, vb.pp("conv"))? })
+        Ok(Self {
+            conv: conv2d(
+                ch,
+                ch,
+                3,
+                Conv2dConfig {
+                    stride: 2,
+                    ..Default::default()
+                },
+                vb.pp("conv"),
+            )?,
+        })
     }
 }
 

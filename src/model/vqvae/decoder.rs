@@ -52,8 +52,16 @@ impl Decoder {
                     attn.push(AttnBlock::new(block_in, vl.pp("attn").pp(j))?);
                 }
             }
-            let upsample = if level != 0 { Some(Upsample::new(block_in, vl.pp("upsample"))?) } else { None };
-            up.push(UpLevel { block, attn, upsample });
+            let upsample = if level != 0 {
+                Some(Upsample::new(block_in, vl.pp("upsample"))?)
+            } else {
+                None
+            };
+            up.push(UpLevel {
+                block,
+                attn,
+                upsample,
+            });
         }
         up.reverse();
         Ok(Self {
@@ -69,7 +77,10 @@ impl Decoder {
 impl Module for Decoder {
     fn forward(&self, z: &Tensor) -> Result<Tensor> {
         let h = self.conv_in.forward(z)?;
-        let mut h = self.mid.block_2.forward(&self.mid.attn_1.forward(&self.mid.block_1.forward(&h)?)?)?;
+        let mut h = self
+            .mid
+            .block_2
+            .forward(&self.mid.attn_1.forward(&self.mid.block_1.forward(&h)?)?)?;
         for level in self.up.iter().rev() {
             for (j, b) in level.block.iter().enumerate() {
                 h = b.forward(&h)?;

@@ -24,7 +24,12 @@ pub struct Vqvae {
 impl Vqvae {
     pub fn new(config: VqvaeConfig, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            quantize: Quantizer::new(config.vocab_size, config.cvae, config.num_phi, vb.pp("quantize"))?,
+            quantize: Quantizer::new(
+                config.vocab_size,
+                config.cvae,
+                config.num_phi,
+                vb.pp("quantize"),
+            )?,
             post_quant_conv: conv3(config.cvae, config.cvae, vb.pp("post_quant_conv"))?,
             decoder: Decoder::new(&config, vb.pp("decoder"))?,
             config,
@@ -37,7 +42,9 @@ impl Vqvae {
 
     /// `fhat_to_img`: `clamp(decoder(post_quant_conv(f̂)), −1, 1)`, mapped to [0, 1].
     pub fn decode_to_unit(&self, f_hat: &Tensor) -> Result<Tensor> {
-        let img = self.decoder.forward(&self.post_quant_conv.forward(f_hat)?)?;
+        let img = self
+            .decoder
+            .forward(&self.post_quant_conv.forward(f_hat)?)?;
         (img.clamp(-1f32, 1f32)? + 1.0)? * 0.5
     }
 }

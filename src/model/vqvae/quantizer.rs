@@ -28,10 +28,17 @@ pub fn phi_index(si: usize, patch_nums: &[usize], num_phi: usize) -> usize {
     let at = si as f64 / (k - 1).max(1) as f64;
     (0..num_phi)
         .map(|i| {
-            let tick = if i == num_phi - 1 { stop } else { start + step * i as f64 };
+            let tick = if i == num_phi - 1 {
+                stop
+            } else {
+                start + step * i as f64
+            };
             (i, (tick - at).abs())
         })
-        .fold((0, f64::INFINITY), |best, (i, d)| if d < best.1 { (i, d) } else { best })
+        .fold(
+            (0, f64::INFINITY),
+            |best, (i, d)| if d < best.1 { (i, d) } else { best },
+        )
         .0
 }
 
@@ -56,9 +63,18 @@ pub struct Quantizer {
 impl Quantizer {
     pub fn new(vocab: usize, cvae: usize, num_phi: usize, vb: VarBuilder) -> Result<Self> {
         let vq = vb.pp("quant_resi").pp("qresi_ls");
-        let quant_resi =
-            (0..num_phi).map(|j| Ok(Phi { conv: conv3(cvae, cvae, vq.pp(j))? })).collect::<Result<Vec<_>>>()?;
-        Ok(Self { embedding: embedding(vocab, cvae, vb.pp("embedding"))?, quant_resi, cvae })
+        let quant_resi = (0..num_phi)
+            .map(|j| {
+                Ok(Phi {
+                    conv: conv3(cvae, cvae, vq.pp(j))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            embedding: embedding(vocab, cvae, vb.pp("embedding"))?,
+            quant_resi,
+            cvae,
+        })
     }
 
     /// Codebook vectors of `idx` `(B, L)` as `(B, L, Cvae)`.
@@ -69,7 +85,9 @@ impl Quantizer {
     /// Codebook vectors of one scale's tokens `(B, pn²)` as a map `(B, Cvae, pn, pn)`.
     pub fn lookup_map(&self, idx: &Tensor, pn: usize) -> Result<Tensor> {
         let b = idx.dims()[0];
-        self.lookup(idx)?.transpose(1, 2)?.reshape((b, self.cvae, pn, pn))
+        self.lookup(idx)?
+            .transpose(1, 2)?
+            .reshape((b, self.cvae, pn, pn))
     }
 
     /// Adds scale `si`'s codebook map `h` to `f_hat` (`get_next_autoregressive_input`): bicubic to the final
@@ -109,7 +127,9 @@ mod tests {
         for si in [0, 1, 3, 4, 5, 6, 7, 8] {
             assert_eq!(general[si], RELEASE_PHI_INDEX[si], "scale {si}");
         }
-        let release: Vec<usize> = (0..9).map(|si| phi_index(si, &RELEASE_PATCH_NUMS, 4)).collect();
+        let release: Vec<usize> = (0..9)
+            .map(|si| phi_index(si, &RELEASE_PATCH_NUMS, 4))
+            .collect();
         assert_eq!(release, RELEASE_PHI_INDEX);
     }
 
