@@ -3,6 +3,7 @@
 #
 #   scripts/build-deb.sh              release build, then the package
 #   scripts/build-deb.sh --no-build   package the existing target/release/varsr (CI, after `cargo test --release`)
+#   CARGO_TARGET_DIR=DIR scripts/build-deb.sh    build and package in another target folder
 #
 # Installs cargo-deb from crates.io when it is missing. The package layout and dependencies are in
 # Cargo.toml's [package.metadata.deb]; the desktop entry, metainfo and icons come from packaging/ and assets/icons/.
@@ -13,7 +14,7 @@ build=1
 for arg in "$@"; do
     case "$arg" in
         --no-build) build=0 ;;
-        -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
         *) echo "build-deb.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -43,12 +44,13 @@ fi
 if [[ $build == 1 ]]; then
     echo "== cargo build --release"
     cargo build --release --locked
-elif [[ ! -x target/release/varsr ]]; then
-    echo "build-deb.sh: --no-build but target/release/varsr does not exist" >&2
+elif [[ ! -x "${CARGO_TARGET_DIR:-target}/release/varsr" ]]; then
+    echo "build-deb.sh: --no-build but ${CARGO_TARGET_DIR:-target}/release/varsr does not exist" >&2
     exit 1
 fi
 
 echo "== cargo deb"
+# cargo-deb maps the asset path target/release/varsr into CARGO_TARGET_DIR when that is set.
 deb=$(cargo deb --no-build --locked --output target/debian/ 2>&1 | tee /dev/stderr | tail -n 1)
 if [[ ! -f "$deb" ]]; then
     echo "build-deb.sh: cargo deb did not report a package file" >&2
