@@ -15,9 +15,10 @@
 # Every step runs even when an earlier one fails; the summary at the end says which passed, and the exit
 # status is non-zero if any failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-
-bin="${1:-target/cuda/release/varsr}"
+# A binary named on the command line is relative to where the script was started.
+if [[ $# -gt 0 ]]; then bin=$(realpath -- "$1"); fi
+cd "$(dirname "$0")/.." || exit 2
+bin="${bin:-$PWD/target/cuda/release/varsr}"
 read -r -a dtypes <<<"${DTYPES:-f32 f16 bf16}"
 read -r -a bench_512 <<<"${BENCH_512_ARGS:---size 512}"
 read -r -a bench_2048 <<<"${BENCH_2048_ARGS:---size 2048 --tile 512}"
