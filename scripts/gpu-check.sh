@@ -35,7 +35,9 @@ section() { printf '\n==== %s\n' "$1"; }
 # --- the binary ------------------------------------------------------------------------------------------
 case "$bin" in
     *.xz | *.zst)
-        unpacked="$(mktemp -d)/varsr"
+        unpack_dir=$(mktemp -d)
+        trap 'rm -rf "$unpack_dir"' EXIT
+        unpacked="$unpack_dir/varsr"
         if [[ "$bin" == *.xz ]]; then xz -dc "$bin" >"$unpacked"; else zstd -dc "$bin" >"$unpacked"; fi
         chmod +x "$unpacked"
         bin=$unpacked
