@@ -41,11 +41,10 @@ impl Observer for Clock {
     }
 }
 
-fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> candle_core::Result<()> {
+fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let t = Instant::now();
-    let engine = Engine::random(var_cfg, vae_cfg, 1, &dev)
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let engine = Engine::random(var_cfg, vae_cfg, 1, &dev)?;
     let build = t.elapsed().as_secs_f64();
     let side = engine.tile_px();
     let lr = (Tensor::rand(0f32, 1f32, (1, 3, side, side), &dev)? * 2.0 - 1.0)?;
@@ -60,16 +59,14 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> candle_core::Re
         scale_end: vec![],
         refiner_end: 0.0,
     };
-    let out = engine
-        .generate(
-            &lr,
-            &params,
-            &[],
-            &mut SeededNoise::new(0),
-            &mut clock,
-            (0, 1),
-        )
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let out = engine.generate(
+        &lr,
+        &params,
+        &[],
+        &mut SeededNoise::new(0),
+        &mut clock,
+        (0, 1),
+    )?;
     let k = clock.scale_end.len();
     // The last scale's event comes after the refiner; its transformer part ends where the refiner starts.
     let t = Instant::now();
@@ -81,8 +78,7 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> candle_core::Re
     let fit = t.elapsed().as_secs_f64();
     let t = Instant::now();
     for _ in 0..k {
-        let _ = preview::latent_previews(&engine, &out.f_hat)
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let _ = preview::latent_previews(&engine, &out.f_hat)?;
     }
     let previews = t.elapsed().as_secs_f64();
 
@@ -124,7 +120,7 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> candle_core::Re
     Ok(())
 }
 
-fn main() -> candle_core::Result<()> {
+fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let small = VarConfig {
         depth: 4,
