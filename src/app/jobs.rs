@@ -208,10 +208,17 @@ impl VarsrApp {
                 if j.finished < total {
                     self.state.job = Some(j);
                 } else if total > 1 {
-                    self.state.notice = Some(format!(
+                    let mut note = format!(
                         "{total} variations ready: Ctrl+1…Ctrl+{total} flip between them, Ctrl+0 \
                          shows the input."
-                    ));
+                    );
+                    if j.options.params.top_k == 1 {
+                        note.push_str(
+                            " With top-k 1 they share their tokens and differ only in fine \
+                             detail; raise top-k (Advanced) for more varied samples.",
+                        );
+                    }
+                    self.state.notice = Some(note);
                 }
             }
             Event::Cancelled {
