@@ -51,8 +51,8 @@ for root, _, files in sorted(os.walk(os.path.join(work, "extract"))):
         if w * h < 2_000_000:
             continue
         rel = os.path.relpath(p, os.path.join(work, "extract"))
-        key = re.sub(r"_?\d+x\d+(?=\.[^.]+$)", "", rel)
-        key = os.path.splitext(key)[0].replace("/contents/images", "").replace("/", "_")
+        key = re.sub(r"[_/]?\d+x\d+$", "", os.path.splitext(rel)[0])
+        key = key.replace("/contents/images", "").replace("usr/share/", "").replace("/", "_")
         if key not in best or best[key][0] < w * h:
             best[key] = (w * h, p)
 for key, (_, p) in sorted(best.items()):

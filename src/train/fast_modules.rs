@@ -7,8 +7,18 @@ use candle_nn::{GroupNorm, VarBuilder};
 
 use super::fast_conv::FastConv;
 use crate::model::config::VqvaeConfig;
-use crate::model::vqvae::blocks::group_norm;
 use crate::ops::resample::nearest2x;
+
+/// GroupNorm with `groups` groups (at most one per channel), eps 1e-6 as `models/basic_vae.py`.
+pub fn group_norm(ch: usize, groups: usize, vb: VarBuilder) -> Result<GroupNorm> {
+    GroupNorm::new(
+        vb.get(ch, "weight")?,
+        vb.get(ch, "bias")?,
+        ch,
+        groups.min(ch),
+        1e-6,
+    )
+}
 
 fn conv3(i: usize, o: usize, vb: VarBuilder) -> Result<FastConv> {
     FastConv::new(i, o, 3, 1, 1, vb)
@@ -27,11 +37,11 @@ pub struct ResBlock {
 }
 
 impl ResBlock {
-    pub fn new(i: usize, o: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(i: usize, o: usize, g: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm1: group_norm(i, vb.pp("norm1"))?,
+            norm1: group_norm(i, g, vb.pp("norm1"))?,
             conv1: conv3(i, o, vb.pp("conv1"))?,
-            norm2: group_norm(o, vb.pp("norm2"))?,
+            norm2: group_norm(o, g, vb.pp("norm2"))?,
             conv2: conv3(o, o, vb.pp("conv2"))?,
             nin_shortcut: if i != o {
                 Some(conv1(i, o, vb.pp("nin_shortcut"))?)
@@ -60,9 +70,9 @@ pub struct Attn {
 }
 
 impl Attn {
-    pub fn new(ch: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(ch: usize, g: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm: group_norm(ch, vb.pp("norm"))?,
+            norm: group_norm(ch, g, vb.pp("norm"))?,
             qkv: conv1(ch, 3 * ch, vb.pp("qkv"))?,
             proj_out: conv1(ch, ch, vb.pp("proj_out"))?,
         })
@@ -104,11 +114,11 @@ pub struct Mid {
 }
 
 impl Mid {
-    fn new(ch: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(ch: usize, g: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            block_1: ResBlock::new(ch, ch, vb.pp("block_1"))?,
-            attn_1: Attn::new(ch, vb.pp("attn_1"))?,
-            block_2: ResBlock::new(ch, ch, vb.pp("block_2"))?,
+            block_1: ResBlock::new(ch, ch, g, vb.pp("block_1"))?,
+            attn_1: Attn::new(ch, g, vb.pp("attn_1"))?,
+            block_2: ResBlock::new(ch, ch, g, vb.pp("block_2"))?,
         })
     }
 
@@ -142,7 +152,8 @@ pub struct FastEncoder {
 }
 
 impl FastEncoder {
-    pub fn new(cfg: &VqvaeConfig, vb: VarBuilder) -> Result<Self> {
+    /// `g`: GroupNorm groups (32 in the release and in the inference modules).
+    pub fn new(cfg: &VqvaeConfig, g: usize, vb: VarBuilder) -> Result<Self> {
         let levels = cfg.ch_mult.len();
         let mut block_in = cfg.ch;
         let mut down = Vec::with_capacity(levels);
@@ -151,10 +162,10 @@ impl FastEncoder {
             let block_out = cfg.ch * cfg.ch_mult[level];
             let (mut block, mut attn) = (Vec::new(), Vec::new());
             for j in 0..cfg.num_res_blocks {
-                block.push(ResBlock::new(block_in, block_out, vl.pp("block").pp(j))?);
+                block.push(ResBlock::new(block_in, block_out, g, vl.pp("block").pp(j))?);
                 block_in = block_out;
                 if level == levels - 1 {
-                    attn.push(Attn::new(block_in, vl.pp("attn").pp(j))?);
+                    attn.push(Attn::new(block_in, g, vl.pp("attn").pp(j))?);
                 }
             }
             let resample = if level + 1 != levels {
@@ -174,8 +185,8 @@ impl FastEncoder {
         Ok(Self {
             conv_in: conv3(3, cfg.ch, vb.pp("conv_in"))?,
             down,
-            mid: Mid::new(block_in, vb.pp("mid"))?,
-            norm_out: group_norm(block_in, vb.pp("norm_out"))?,
+            mid: Mid::new(block_in, g, vb.pp("mid"))?,
+            norm_out: group_norm(block_in, g, vb.pp("norm_out"))?,
             conv_out: conv3(block_in, cfg.cvae, vb.pp("conv_out"))?,
         })
     }
@@ -203,21 +214,22 @@ pub struct FastDecoder {
 }
 
 impl FastDecoder {
-    pub fn new(cfg: &VqvaeConfig, vb: VarBuilder) -> Result<Self> {
+    /// `g`: GroupNorm groups (32 in the release and in the inference modules).
+    pub fn new(cfg: &VqvaeConfig, g: usize, vb: VarBuilder) -> Result<Self> {
         let levels = cfg.ch_mult.len();
         let mut block_in = cfg.ch * cfg.ch_mult[levels - 1];
         let conv_in = conv3(cfg.cvae, block_in, vb.pp("conv_in"))?;
-        let mid = Mid::new(block_in, vb.pp("mid"))?;
+        let mid = Mid::new(block_in, g, vb.pp("mid"))?;
         let mut up = Vec::with_capacity(levels);
         for level in (0..levels).rev() {
             let vl = vb.pp("up").pp(level);
             let block_out = cfg.ch * cfg.ch_mult[level];
             let (mut block, mut attn) = (Vec::new(), Vec::new());
             for j in 0..=cfg.num_res_blocks {
-                block.push(ResBlock::new(block_in, block_out, vl.pp("block").pp(j))?);
+                block.push(ResBlock::new(block_in, block_out, g, vl.pp("block").pp(j))?);
                 block_in = block_out;
                 if level == levels - 1 {
-                    attn.push(Attn::new(block_in, vl.pp("attn").pp(j))?);
+                    attn.push(Attn::new(block_in, g, vl.pp("attn").pp(j))?);
                 }
             }
             let resample = if level != 0 {
@@ -236,7 +248,7 @@ impl FastDecoder {
             conv_in,
             mid,
             up,
-            norm_out: group_norm(block_in, vb.pp("norm_out"))?,
+            norm_out: group_norm(block_in, g, vb.pp("norm_out"))?,
             conv_out: conv3(block_in, 3, vb.pp("conv_out"))?,
         })
     }
