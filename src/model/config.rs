@@ -100,7 +100,7 @@ impl VarConfig {
         }
         let mut encoder_channels = vec![required(src, "con_embedding.conv_in.weight", 4)?[0]];
         let enc_blocks = count_indexed(src, "con_embedding.blocks", "weight");
-        if enc_blocks % 2 != 0 {
+        if !enc_blocks.is_multiple_of(2) {
             bail!("`con_embedding.blocks` has {enc_blocks} convolutions; expected pairs");
         }
         for i in (1..enc_blocks).step_by(2) {
