@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 out=screenshots
 model=${VARSR_MODEL:-tests/fixtures/parity/parity-d2}
 display_num=${SCREENSHOT_DISPLAY:-97}
-# Seconds one upscale of the sample may take; raise it on slow machines.
-job_wait=${JOB_WAIT:-20}
+# Seconds one upscale of the sample may take at most.
+job_wait=${JOB_WAIT:-300}
 
 for tool in Xvfb xdotool import; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install xvfb xdotool imagemagick)" >&2; exit 1; }
@@ -57,13 +57,26 @@ shot() {
     echo "  $out/$1.png"
 }
 key() { xdotool key --clearmodifiers "$@"; }
+# Waits until the app's log (mirrored to stderr) has a line matching $1.
+wait_log() {
+    for _ in $(seq $((job_wait * 10))); do
+        grep -qE "$1" "$tmp/app.log" && return 0
+        sleep 0.1
+    done
+    echo "timed out waiting for: $1" >&2
+    tail -n 20 "$tmp/app.log" >&2
+    return 1
+}
 
 echo "Screenshots:"
-shot 01-opened 4
+wait_log "Model loaded"
+wait_log "Opened butterfly"
+shot 01-opened 1
 key Return
-shot 02-generating 1.2
-sleep "$job_wait"
-shot 03-result 0.5
+wait_log "Job 1: Upscale"
+shot 02-generating 2.5
+wait_log "Job 1: .* in [0-9.]+ s"
+shot 03-result 1
 key 2
 shot 04-zoom-200 0.5
 xdotool keydown space
@@ -75,10 +88,11 @@ key Left Left Left Left Left Left Left
 shot 07-scale-3 0.5
 key Right Right Right Right Right Right Right m
 key ctrl+s
-shot 08-exported 2
+wait_log "Saved "
+shot 08-exported 0.5
 key ctrl+s
 shot 09-overwrite-question 1
-key Escape m l
+key Escape l
 shot 10-result-only-with-log 0.5
 key l F1
 shot 11-shortcuts 0.5

@@ -192,6 +192,14 @@ fn result_layers<'a>(state: &'a State) -> (Vec<(Layer<'a>, Color32)>, String) {
         );
     }
     if let Some(job) = &state.job
+        && job.live.latest().is_none()
+    {
+        return (
+            vec![(Layer::Full(&input.texture), DIMMED)],
+            "Generating · waiting for the first scale".into(),
+        );
+    }
+    if let Some(job) = &state.job
         && let Some(k) = job.live.latest()
         && let Some((_, tex)) = job.live.get(k)
     {

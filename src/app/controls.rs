@@ -446,7 +446,10 @@ pub fn progress_text(state: &State) -> Option<String> {
     match &job.progress {
         None => parts.push("starting".into()),
         Some(p) => {
-            if p.num_tiles > 1 {
+            if p.num_tiles > 1 && p.batch > 1 {
+                let last = (p.tile + p.batch).min(p.num_tiles);
+                parts.push(format!("tiles {}–{last}/{}", p.tile + 1, p.num_tiles));
+            } else if p.num_tiles > 1 {
                 parts.push(format!("tile {}/{}", p.tile + 1, p.num_tiles));
             }
             parts.push(match &p.stage {

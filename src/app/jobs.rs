@@ -153,6 +153,7 @@ impl VarsrApp {
             Event::Progress {
                 job,
                 tile,
+                batch,
                 num_tiles,
                 stage,
                 fraction,
@@ -162,6 +163,7 @@ impl VarsrApp {
                 if let Some(j) = &mut self.state.job {
                     j.progress = Some(ProgressInfo {
                         tile,
+                        batch,
                         num_tiles,
                         stage,
                         fraction,

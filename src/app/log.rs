@@ -23,6 +23,8 @@ impl Log {
     pub fn push(&mut self, line: impl AsRef<str>) {
         let t = self.start.elapsed().as_secs_f32();
         let line = format!("[{t:8.2}s] {}", line.as_ref());
+        // Mirrored to stderr: useful when started from a terminal, and what scripts wait on.
+        eprintln!("{line}");
         if self.lines.len() == MAX_LINES {
             self.lines.pop_front();
         }

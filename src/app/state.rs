@@ -106,6 +106,7 @@ pub enum JobKind {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProgressInfo {
     pub tile: usize,
+    pub batch: usize,
     pub num_tiles: usize,
     pub stage: Stage,
     pub fraction: f32,

@@ -204,7 +204,9 @@ pub enum Event {
     Progress {
         job: JobId,
         variant: usize,
+        /// The first tile in work and how many are generated with it.
         tile: usize,
+        batch: usize,
         num_tiles: usize,
         stage: Stage,
         /// Share of the job's work done, weighted by tokens per scale (0..=1).

@@ -21,6 +21,8 @@ pub struct ChannelObserver {
     started: Instant,
     fraction: f32,
     tile: usize,
+    /// Tiles generated together with `tile` (a batch).
+    batch: usize,
     num_tiles: usize,
     stage: Stage,
 }
@@ -49,6 +51,7 @@ impl ChannelObserver {
             started: Instant::now(),
             fraction: 0.0,
             tile: 0,
+            batch: 1,
             num_tiles,
             stage: Stage::Preparing,
         }
@@ -80,6 +83,7 @@ impl ChannelObserver {
             job: self.job,
             variant: self.variant,
             tile: self.tile,
+            batch: self.batch,
             num_tiles: self.num_tiles,
             stage: self.stage.clone(),
             fraction: self.fraction,
@@ -92,6 +96,7 @@ impl Observer for ChannelObserver {
     fn scale_done(&mut self, event: &ScaleEvent) {
         self.num_tiles = event.num_tiles.max(1);
         self.tile = event.tile;
+        self.batch = event.tokens.len().max(1);
         self.stage = Stage::Scale {
             scale: event.scale,
             num_scales: event.num_scales,
