@@ -25,7 +25,7 @@ fn peak_rss_gib() -> f64 {
 struct Clock {
     start: Instant,
     scale_end: Vec<f64>,
-    refiner_end: f64,
+    refiner_steps: Vec<f64>,
 }
 
 impl Observer for Clock {
@@ -33,10 +33,8 @@ impl Observer for Clock {
         self.scale_end.push(self.start.elapsed().as_secs_f64());
     }
     fn progress(&mut self, p: &Progress) {
-        if let Progress::Refiner { step, steps, .. } = p {
-            if step == steps {
-                self.refiner_end = self.start.elapsed().as_secs_f64();
-            }
+        if let Progress::Refiner { .. } = p {
+            self.refiner_steps.push(self.start.elapsed().as_secs_f64());
         }
     }
 }
@@ -47,7 +45,7 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> anyhow::Result<
     let engine = Engine::random(var_cfg, vae_cfg, 1, &dev)?;
     let build = t.elapsed().as_secs_f64();
     let side = engine.tile_px();
-    let lr = (Tensor::rand(0f32, 1f32, (1, 3, side, side), &dev)? * 2.0 - 1.0)?;
+    let lr = Tensor::rand(0f32, 1f32, (1, 3, side, side), &dev)?.affine(2.0, -1.0)?;
     let params = SamplingParams::default();
 
     let t = Instant::now();
@@ -57,7 +55,7 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> anyhow::Result<
     let mut clock = Clock {
         start: Instant::now(),
         scale_end: vec![],
-        refiner_end: 0.0,
+        refiner_steps: vec![],
     };
     let out = engine.generate(
         &lr,
@@ -68,7 +66,10 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> anyhow::Result<
         (0, 1),
     )?;
     let k = clock.scale_end.len();
-    // The last scale's event comes after the refiner; its transformer part ends where the refiner starts.
+    // Events come after the refiner's steps; the refiner starts one step before its first report.
+    let steps = &clock.refiner_steps;
+    let step = (steps[steps.len() - 1] - steps[0]) / (steps.len() - 1).max(1) as f64;
+    let refiner_start = steps[0] - step;
     let t = Instant::now();
     let _img = engine.decode(&out.f_hat)?;
     let decode = t.elapsed().as_secs_f64();
@@ -90,7 +91,7 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> anyhow::Result<
     for (si, end) in clock.scale_end.iter().enumerate() {
         let pn = engine.patch_nums()[si];
         let dt = if si + 1 == k {
-            clock.refiner_end - prev
+            refiner_start - prev
         } else {
             end - prev
         };
@@ -104,16 +105,15 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> anyhow::Result<
         println!("transformer scale {si:2} ({pn:2}²) {dt:8.2} s{note}");
         prev = *end;
     }
-    let last_start = if k >= 2 { clock.scale_end[k - 2] } else { 0.0 };
-    let refiner = total_gen - clock.refiner_end.max(last_start);
-    let transformer = clock.refiner_end.max(last_start) - encoder;
-    println!("refiner (10 steps)          {:8.2} s", refiner.max(0.0));
+    let refiner = steps[steps.len() - 1] - refiner_start;
+    let transformer = refiner_start - encoder;
+    println!("refiner (10 steps)          {:8.2} s", refiner);
     println!("decode                      {decode:8.2} s");
     println!("previews: fit {fit:.2} s once + {k} previews {previews:.3} s");
     let full = total_gen + decode;
     println!(
         "TOTAL generate+decode       {full:8.2} s  (encoder {encoder:.1}, transformer {transformer:.1}, refiner {:.1}, decode {decode:.1}); previews would add {:.1} %",
-        refiner.max(0.0),
+        refiner,
         100.0 * (fit + previews) / full
     );
     println!("peak RSS                    {:8.2} GiB", peak_rss_gib());

@@ -81,8 +81,10 @@ impl Rope {
     }
 }
 
-/// Rotates `x` `(B, H, L, D)` by the `(L, D)` tables of [`Rope::slice`].
+/// Rotates `x` `(B, H, L, D)` by the `(L, D)` tables of [`Rope::slice`], in f32 as the reference does.
 pub fn apply(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let x = &x.to_dtype(candle_core::DType::F32)?;
     let dims = x.dims().to_vec();
     let d = dims[dims.len() - 1];
     let mut pairs = dims.clone();
@@ -94,8 +96,9 @@ pub fn apply(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         D::Minus1,
     )?
     .reshape(dims)?;
-    x.broadcast_mul(&cos.to_dtype(x.dtype())?)?
-        .add(&swapped.broadcast_mul(&sin.to_dtype(x.dtype())?)?)
+    x.broadcast_mul(cos)?
+        .add(&swapped.broadcast_mul(sin)?)?
+        .to_dtype(dtype)
 }
 
 #[cfg(test)]

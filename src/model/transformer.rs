@@ -49,8 +49,9 @@ impl Module for AffineLayerNorm {
 
 /// `F.normalize(x, dim=-1)`: `x / max(‖x‖, 1e-12)`.
 fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.maximum(1e-12)?;
-    x.broadcast_div(&norm)
+    let x32 = x.to_dtype(DType::F32)?;
+    let norm = x32.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.maximum(1e-12)?;
+    x32.broadcast_div(&norm)?.to_dtype(x.dtype())
 }
 
 /// Keys and values of earlier scales, appended one scale at a time.

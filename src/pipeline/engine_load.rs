@@ -43,7 +43,13 @@ pub fn embedded_bytes() -> Option<&'static [u8]> {
 }
 
 impl Engine {
+    /// Loads in f32.
     pub fn load(spec: &ModelSpec, device: &Device) -> Result<Engine> {
+        Self::load_with(spec, device, DType::F32)
+    }
+
+    /// Loads with weights and activations in `dtype` (f16/bf16 are meant for CUDA).
+    pub fn load_with(spec: &ModelSpec, device: &Device, dtype: DType) -> Result<Engine> {
         let (files, origin) = match spec {
             ModelSpec::Embedded => {
                 let bytes = embedded_bytes().ok_or_else(|| {
@@ -63,10 +69,15 @@ impl Engine {
                 p.display().to_string(),
             ),
         };
-        Self::from_files(&files, &origin, device)
+        Self::from_files(&files, &origin, device, dtype)
     }
 
-    pub fn from_files(files: &ModelFiles, origin: &str, device: &Device) -> Result<Engine> {
+    pub fn from_files(
+        files: &ModelFiles,
+        origin: &str,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Engine> {
         let meta = files.metadata();
         let declared: Option<ModelMeta> = match meta.get(META_KEY) {
             Some(json) => Some(serde_json::from_str(json).map_err(|e| {
@@ -87,8 +98,8 @@ impl Engine {
                 var_cfg.vocab_size, var_cfg.cvae, vae_cfg.vocab_size, vae_cfg.cvae
             )));
         }
-        let var = Var::new(var_cfg, files.var_builder(DType::F32, device))?;
-        let vae = Vqvae::new(vae_cfg, files.vae_builder(DType::F32, device))?;
+        let var = Var::new(var_cfg, files.var_builder(dtype, device))?;
+        let vae = Vqvae::new(vae_cfg, files.vae_builder(dtype, device))?;
         let name = declared
             .map(|m| m.name)
             .unwrap_or_else(|| "VARSR".to_string());

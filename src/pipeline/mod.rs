@@ -1,6 +1,7 @@
 //! The generation pipeline: scales, guidance, sampling, refiner, decoding, colour fix, tiling,
 //! previews and progress. Separate from the networks (`model`) and from threads/windows (`worker`, `app`).
 
+pub mod device;
 pub mod engine;
 pub mod engine_load;
 pub mod error;

@@ -1,7 +1,7 @@
 //! Token choice from guided logits: top-k, then top-p, then a multinomial draw
 //! (`sample_with_top_k_top_p_`, models/helpers.py). `top_k = 1` is argmax and draws nothing.
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{D, DType, Device, Result, Tensor};
 
 use super::Noise;
 
@@ -120,6 +120,27 @@ mod tests {
         let p = filtered_probs(&row, 0, 0.75);
         assert_eq!((p[2], p[3]), (0.0, 0.0));
         assert!((p[0] - 0.625).abs() < 1e-6 && (p[1] - 0.375).abs() < 1e-6);
+    }
+
+    #[test]
+    fn top_k_sampling_draws_only_among_the_k_best() -> Result<()> {
+        let row: Vec<f32> = (0..50).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        let mut best: Vec<usize> = (0..50).collect();
+        best.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        let logits = Tensor::from_vec(row.repeat(200), (4, 50, 50), &Device::Cpu)?;
+        let ids = sample(&logits, 3, 1.0, &mut SeededNoise::new(5))?
+            .flatten_all()?
+            .to_vec1::<u32>()?;
+        let mut seen = std::collections::BTreeSet::new();
+        for id in ids {
+            assert!(
+                best[..3].contains(&(id as usize)),
+                "{id} is not among the 3 best"
+            );
+            seen.insert(id);
+        }
+        assert_eq!(seen.len(), 3, "200 draws should hit all three candidates");
+        Ok(())
     }
 
     #[test]
