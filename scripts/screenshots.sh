@@ -94,7 +94,9 @@ key ctrl+s
 shot 09-overwrite-question 1
 key Escape l
 shot 10-result-only-with-log 0.5
-key l F1
+key l
+sleep 0.5
+key F1
 shot 11-shortcuts 0.5
 key F1
 

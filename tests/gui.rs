@@ -138,6 +138,13 @@ fn starting_window_invites_a_drop_and_shows_the_overlay() {
     });
     h.step();
     h.snapshot_options("drop_overlay", &snap_opts());
+    h.input_mut().hovered_files.clear();
+
+    h.key_press(Key::F1);
+    h.run_ok();
+    assert!(h.state().state.show_help);
+    h.get_by_label("Ctrl+O");
+    h.snapshot_options("shortcuts", &snap_opts());
 }
 
 #[test]
