@@ -6,26 +6,45 @@ use candle_core::{D, DType, Device, Result, Tensor};
 use super::Noise;
 
 /// Chooses one token per row of `logits` `(B, L, V)` (f32); returns `(B, L)` u32.
+///
+/// Only what the choice needs leaves the device: nothing for argmax, the `top_k` best logits and their
+/// ids for top-k sampling, whole rows only when top-k is off.
 pub fn sample(logits: &Tensor, top_k: usize, top_p: f32, noise: &mut dyn Noise) -> Result<Tensor> {
     let (b, l, v) = logits.dims3()?;
-    let flat = logits.flatten_all()?.to_vec1::<f32>()?;
-    let uniforms = if top_k == 1 {
-        Vec::new()
+    if top_k == 1 {
+        if logits.device().is_cpu() {
+            // First index on ties, as on every backend we test.
+            let flat = logits.flatten_all()?.to_vec1::<f32>()?;
+            let ids: Vec<u32> = flat.chunks_exact(v).map(argmax).collect();
+            return Tensor::from_vec(ids, (b, l), &Device::Cpu);
+        }
+        return logits.argmax(D::Minus1)?.to_dtype(DType::U32);
+    }
+    let (values, ids, width) = if top_k > 0 && top_k < v {
+        let logits = logits.contiguous()?;
+        let order = logits
+            .arg_sort_last_dim(false)?
+            .narrow(D::Minus1, 0, top_k)?
+            .contiguous()?;
+        let best = logits.gather(&order, D::Minus1)?;
+        (
+            best.flatten_all()?.to_vec1::<f32>()?,
+            Some(order.flatten_all()?.to_vec1::<u32>()?),
+            top_k,
+        )
     } else {
-        noise.uniform(b * l)
+        (logits.flatten_all()?.to_vec1::<f32>()?, None, v)
     };
-    let ids: Vec<u32> = flat
-        .chunks_exact(v)
+    let uniforms = noise.uniform(b * l);
+    let chosen: Vec<u32> = values
+        .chunks_exact(width)
         .enumerate()
         .map(|(r, row)| {
-            if top_k == 1 {
-                argmax(row)
-            } else {
-                sample_row(row, top_k, top_p, uniforms[r])
-            }
+            let j = sample_row(row, 0, top_p, uniforms[r]) as usize;
+            ids.as_ref().map_or(j as u32, |ids| ids[r * width + j])
         })
         .collect();
-    Tensor::from_vec(ids, (b, l), &Device::Cpu)?.to_device(logits.device())
+    Tensor::from_vec(chosen, (b, l), &Device::Cpu)?.to_device(logits.device())
 }
 
 /// Index of the largest value; the first one on ties (the reference breaks ties at random, and the
