@@ -62,3 +62,205 @@ fn latent_blend_matches_numpy_reference() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Whole upscales through the tiled pipeline with the parity fixture model (random weights, the
+// release's 512 px tiles): a 130×40 input pads to 576×512, two tiles side by side and a decode in
+// two overlapping windows.
+
+mod pipeline {
+    use image::{Rgb, RgbImage};
+    use varsr::pipeline::engine::{Engine, ModelSpec};
+    use varsr::pipeline::upscale::{
+        self, LockedTokens, TargetSize, UpscaleInput, UpscaleOptions, UpscaleOutput,
+    };
+    use varsr::pipeline::{Error, Observer, Progress, SamplingParams, ScaleEvent, SeededNoise};
+
+    const MODEL: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/parity/parity-d2"
+    );
+
+    fn engine() -> Engine {
+        Engine::load(&ModelSpec::Path(MODEL.into()), &candle_core::Device::Cpu).unwrap()
+    }
+
+    fn input() -> UpscaleInput {
+        UpscaleInput::from_rgb(RgbImage::from_fn(130, 40, |x, y| {
+            Rgb([(x * 2) as u8, (y * 6) as u8, ((x + 3 * y) % 256) as u8])
+        }))
+    }
+
+    #[derive(Default)]
+    struct Recorder {
+        scales: Vec<(usize, usize, usize, usize)>,
+        fractions: Vec<f32>,
+        decoding: bool,
+        cancel_after: Option<usize>,
+    }
+
+    impl Observer for Recorder {
+        fn scale_done(&mut self, e: &ScaleEvent) {
+            for i in 0..e.tokens.len() {
+                self.scales
+                    .push((e.tile + i, e.num_tiles, e.scale, e.num_scales));
+            }
+        }
+        fn progress(&mut self, p: &Progress) {
+            match p {
+                Progress::Fraction(f) => self.fractions.push(*f),
+                Progress::Decoding => self.decoding = true,
+                _ => {}
+            }
+        }
+        fn cancelled(&self) -> bool {
+            self.cancel_after.is_some_and(|n| self.scales.len() >= n)
+        }
+    }
+
+    fn run(
+        engine: &Engine,
+        opts: &UpscaleOptions,
+        rec: &mut Recorder,
+    ) -> Result<UpscaleOutput, Error> {
+        upscale::upscale(
+            engine,
+            &input(),
+            opts,
+            rec,
+            &mut SeededNoise::new(opts.params.seed),
+        )
+    }
+
+    fn max_diff(a: &RgbImage, b: &RgbImage) -> u8 {
+        a.as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Batching, progress, locked tokens and cancellation on one loaded model (each run is two
+    /// tiles).
+    #[test]
+    fn tiled_upscale_batches_progress_and_locked_scales() {
+        let engine = engine();
+        let opts = |batch, top_k, seed, locked: Option<LockedTokens>| UpscaleOptions {
+            params: SamplingParams {
+                top_k,
+                top_p: 1.0,
+                seed,
+                ..SamplingParams::default()
+            },
+            size: TargetSize::Scale(4),
+            tile_batch: Some(batch),
+            locked,
+            ..UpscaleOptions::default()
+        };
+
+        let mut rec = Recorder::default();
+        let one = run(&engine, &opts(1, 1, 3, None), &mut rec).unwrap();
+        assert_eq!(one.plan.padded, (576, 512));
+        assert_eq!(one.plan.grid.len(), 2);
+        assert_eq!(one.rgb.dimensions(), (520, 160));
+        // Every tile reports every scale, in order, with the tile count.
+        let expect: Vec<_> = (0..2)
+            .flat_map(|t| (0..10).map(move |s| (t, 2, s, 10)))
+            .collect();
+        assert_eq!(rec.scales, expect);
+        assert!(rec.decoding);
+        assert!(
+            rec.fractions.windows(2).all(|w| w[0] <= w[1]),
+            "{:?}",
+            rec.fractions
+        );
+        assert_eq!(rec.fractions.last(), Some(&1.0));
+        assert_eq!(one.tokens.len(), 2);
+        for (k, pn) in engine.patch_nums().iter().enumerate() {
+            assert_eq!(one.tokens[0][k].len(), pn * pn);
+        }
+
+        // Both tiles in one batch: the same tokens, and the same image (each tile draws its
+        // refiner noise from its own stream; 1 LSB allowed for batched float arithmetic).
+        let two = run(&engine, &opts(2, 1, 3, None), &mut Recorder::default()).unwrap();
+        for t in 0..2 {
+            for k in 0..10 {
+                assert!(
+                    two.tokens[t][k] == one.tokens[t][k],
+                    "tile {t} scale {k}: tokens differ between tile batch 1 and 2"
+                );
+            }
+        }
+        assert!(
+            max_diff(&two.rgb, &one.rgb) <= 1,
+            "output must not depend on the tile batch"
+        );
+
+        // Sampling (top-k 0): a run with another seed and scales 0..4 locked to a first run keeps
+        // those scales and samples the finer ones anew.
+        let first = run(&engine, &opts(1, 0, 3, None), &mut Recorder::default()).unwrap();
+        let locked = LockedTokens {
+            from_scale: 4,
+            per_tile: first.tokens.clone(),
+        };
+        let rerun = run(
+            &engine,
+            &opts(1, 0, 99, Some(locked)),
+            &mut Recorder::default(),
+        )
+        .unwrap();
+        for t in 0..2 {
+            assert!(
+                rerun.tokens[t][..4] == first.tokens[t][..4],
+                "locked scales kept"
+            );
+            assert!(
+                rerun.tokens[t][4..] != first.tokens[t][4..],
+                "finer scales resampled"
+            );
+        }
+        // Locking every scale with the same seed repeats the run exactly.
+        let all = LockedTokens {
+            from_scale: 10,
+            per_tile: rerun.tokens.clone(),
+        };
+        let repeat = run(
+            &engine,
+            &opts(1, 0, 99, Some(all)),
+            &mut Recorder::default(),
+        )
+        .unwrap();
+        assert!(repeat.tokens == rerun.tokens);
+        assert!(
+            repeat.rgb == rerun.rgb,
+            "same tokens and seed give the same image"
+        );
+
+        // Wrong kept tokens are refused before any work.
+        let wrong = LockedTokens {
+            from_scale: 2,
+            per_tile: vec![one.tokens[0].clone()],
+        };
+        assert!(matches!(
+            run(
+                &engine,
+                &opts(1, 1, 3, Some(wrong)),
+                &mut Recorder::default()
+            ),
+            Err(Error::Invalid(_))
+        ));
+
+        // Cancelling during the second tile: the first tile's scales were all reported.
+        let mut rec = Recorder {
+            cancel_after: Some(13),
+            ..Recorder::default()
+        };
+        assert!(matches!(
+            run(&engine, &opts(1, 1, 3, None), &mut rec),
+            Err(Error::Cancelled)
+        ));
+        assert_eq!(rec.scales.len(), 13);
+        assert_eq!(rec.scales[9], (0, 2, 9, 10));
+    }
+}
