@@ -456,6 +456,17 @@ fn export_writes_a_readable_file_with_metadata_and_asks_before_overwriting() {
     wait_idle(&mut h, "the replacing export");
     assert_eq!(std::fs::read(&expected).unwrap(), before);
 
+    // Ctrl+C puts the result image on the clipboard.
+    h.event(egui::Event::Copy);
+    h.step();
+    let copied = h
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .any(|c| matches!(c, egui::OutputCommand::CopyImage(img) if img.size == [128, 96]));
+    assert!(copied, "{:?}", h.output().platform_output.commands.len());
+
     // The scale sequence as an animated GIF.
     h.get_by_label("Scales as GIF").click();
     wait_idle(&mut h, "the GIF");
@@ -537,6 +548,55 @@ fn an_image_wider_than_a_texture_is_shown_in_pieces() {
     h.key_press(Key::Num1);
     h.run_ok();
     h.render().expect("renders");
+}
+
+/// An in-memory `eframe::Storage`.
+#[derive(Default)]
+struct Memory(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for Memory {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn settings_are_saved_but_a_model_given_for_the_session_is_not() {
+    let mut h = harness_with(AppOptions {
+        model: Some(ModelSpec::Path(fixture_model())),
+        device: Some(DeviceChoice::Cpu),
+        persist: true,
+        settings: Some(Settings::default()),
+        ..AppOptions::default()
+    });
+    wait_idle(&mut h, "the model");
+    h.state_mut().settings.params.cfg = 3.5;
+    h.state_mut().settings.compare = CompareMode::Split;
+    let mut storage = Memory::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    let saved: Settings = eframe::get_value(&storage, eframe::APP_KEY).expect("settings saved");
+    assert_eq!(saved.params.cfg, 3.5);
+    assert_eq!(saved.compare, CompareMode::Split);
+    assert_eq!(saved.model, varsr::app::ModelChoice::Embedded);
+    assert_eq!(saved.device, DeviceChoice::Cpu);
+
+    // Reset to defaults keeps the history.
+    h.state_mut().settings.add_recent("/photos/a.png".into());
+    h.get_by_label("Help").click();
+    h.run_ok();
+    h.get_by_label("Reset settings to defaults").click();
+    h.run_ok();
+    let s = &h.state().settings;
+    assert_eq!(s.params.cfg, 6.0);
+    assert_eq!(s.compare, CompareMode::SideBySide);
+    assert_eq!(s.recent, vec![PathBuf::from("/photos/a.png")]);
 }
 
 #[test]

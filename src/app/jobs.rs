@@ -266,8 +266,9 @@ impl VarsrApp {
                 message,
                 detail,
             } if Some(job) == current => {
+                // The worker already logged `detail`.
+                let _ = detail;
                 self.state.job = None;
-                self.log.push(format!("Failed: {detail}"));
                 self.state.error = Some(message);
             }
             // Events of superseded jobs.
