@@ -127,7 +127,9 @@ impl Var {
         let t = next
             .to_dtype(self.dtype())?
             .reshape((b, cv, h * w))?
-            .transpose(1, 2)?;
+            .transpose(1, 2)?
+            // candle 0.11's CPU matmul mishandles this transposed batch layout (huggingface/candle#3744).
+            .contiguous()?;
         let x = self
             .word_embed
             .forward(&t)?
