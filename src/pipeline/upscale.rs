@@ -609,7 +609,7 @@ impl TileNoise {
         if self.streams.is_empty() {
             self.streams.push((0, self.stream(0)));
         }
-        if n % b != 0 {
+        if !n.is_multiple_of(b) {
             // Not batch-major: one stream serves it all (still reproducible for a fixed batch).
             return draw(&mut self.streams[0].1, n);
         }

@@ -98,6 +98,7 @@ fn luma_std(p: &RgbImage) -> f64 {
 /// walls) are kept only one time in four so that the data is mostly texture and edges. Writes the
 /// patch file and copies the held-out photos' centre crops (at most `holdout_px` per side) to
 /// `holdout_dir`. Returns (patches, held-out photos).
+#[allow(clippy::too_many_arguments)]
 pub fn build_patches(
     photos: &Path,
     out: &Path,
