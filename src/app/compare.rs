@@ -213,13 +213,16 @@ fn result_layers<'a>(state: &'a State) -> (Vec<(Layer<'a>, Color32)>, String) {
     }
     if let Some(s) = state.selected_sample() {
         let [w, h] = s.texture.size();
-        let mut label = format!(
-            "Result ×{} {w}×{h} · guidance {} · seed {}",
-            s.options.scale, s.options.params.cfg, s.seed
-        );
-        if s.partial {
-            label.push_str(" · partial (cancelled)");
-        }
+        let mut label = if s.partial {
+            // The picture of a cancelled run is a reduced preview: its size says nothing.
+            format!("Result ×{} · partial (cancelled)", s.options.scale)
+        } else {
+            format!("Result ×{} {w}×{h}", s.options.scale)
+        };
+        label.push_str(&format!(
+            " · guidance {} · seed {}",
+            s.options.params.cfg, s.seed
+        ));
         if state.samples.len() > 1 {
             label = format!("#{} {label}", state.selected + 1);
         }
