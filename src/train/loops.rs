@@ -141,8 +141,12 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
         acc[2] += fl.sqr()?.mean_all()?.sqrt()?.to_scalar::<f32>()? as f64;
         acc[3] += 1.0;
         acc[4] += l2.to_scalar::<f32>()? as f64;
-        if opt.step % 100 == 0 {
-            restart_dead_codes(&tok, &varmap, &fl, &mut hits, &mut rng)?;
+        let every = if opt.step <= 500 { 20 } else { 100 };
+        if opt.step == 1 || opt.step % every == 0 {
+            let n = restart_dead_codes(&tok, &varmap, &q.rest_rows, &mut hits, &mut rng)?;
+            if n > 0 {
+                println!("restarted {n} unused codes");
+            }
         }
         if opt.step % run.log_every == 0 {
             let n = acc[3];
@@ -174,15 +178,15 @@ fn save(path: &Path, varmap: &VarMap, opt: &AdamW) -> Result<()> {
     checkpoint::save(path, varmap, opt).with_context(|| format!("saving {}", path.display()))
 }
 
-/// Codes unused since the last call are moved onto random current latents (scaled, since residuals
-/// at fine scales are smaller than the latent itself), VQ-VAE's usual cure for dead codes.
-fn restart_dead_codes(
+/// Codes unused since the last call are moved onto residual vectors the quantizer just saw (all
+/// scales), VQ-VAE's usual cure for dead codes; called on the first step it is a data-dependent init.
+pub fn restart_dead_codes(
     tok: &Tokenizer,
     varmap: &VarMap,
-    f: &Tensor,
+    rest_rows: &Tensor,
     hits: &mut [u32],
     rng: &mut impl Rng,
-) -> Result<()> {
+) -> Result<usize> {
     let dead: Vec<usize> = hits
         .iter()
         .enumerate()
@@ -191,20 +195,17 @@ fn restart_dead_codes(
         .collect();
     hits.iter_mut().for_each(|h| *h = 0);
     if dead.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
-    let (b, c, h, w) = f.dims4()?;
-    let rows = f
-        .detach()
-        .permute((0, 2, 3, 1))?
-        .reshape((b * h * w, c))?
-        .to_vec2::<f32>()?;
+    let rows = rest_rows.detach().to_vec2::<f32>()?;
     let emb = tok.quantize.embedding.embeddings();
     let mut table = emb.to_vec2::<f32>()?;
     for &d in &dead {
         let r = &rows[rng.random_range(0..rows.len())];
-        let s: f32 = rng.random_range(0.05..1.0);
-        table[d] = r.iter().map(|v| v * s).collect();
+        table[d] = r
+            .iter()
+            .map(|v| v * rng.random_range(0.9f32..1.1))
+            .collect();
     }
     let flat: Vec<f32> = table.into_iter().flatten().collect();
     let data = varmap
@@ -214,8 +215,7 @@ fn restart_dead_codes(
     if let Some(var) = data.get("quantize.embedding.weight") {
         var.set(&Tensor::from_vec(flat, emb.shape(), emb.device())?)?;
     }
-    println!("restarted {} unused codes", dead.len());
-    Ok(())
+    Ok(dead.len())
 }
 
 /// Loads a frozen tokenizer from its training checkpoint.
@@ -283,7 +283,10 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
     let diffusion = DiffusionLoss::default();
     let mut t0 = Instant::now();
     let mut acc = [0f64; 6];
+    // Seconds spent in degradations, target tokenization, forward, backward since the last log.
+    let mut timing = [0f64; 4];
     while opt.step < run.steps {
+        let clock = Instant::now();
         let mut lrs = Vec::with_capacity(run.batch);
         let mut tgts = Vec::with_capacity(run.batch);
         let mut labels = Vec::with_capacity(run.batch);
@@ -304,7 +307,9 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
                 });
             }
         }
+        let t_degrade = clock.elapsed().as_secs_f64();
         let targets = targets(&tok, &batch_tensor(&tgts, &dev)?, &cfg.patch_nums)?;
+        let t_tokens = clock.elapsed().as_secs_f64();
         let batch = Batch {
             lr: batch_tensor(&lrs, &dev)?,
             labels: Tensor::from_vec(labels, run.batch, &dev)?,
@@ -320,7 +325,13 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
             run.diff_mul,
             &mut rng,
         )?;
+        let t_forward = clock.elapsed().as_secs_f64();
         let grads = l.total.backward()?;
+        let t_backward = clock.elapsed().as_secs_f64();
+        timing[0] += t_degrade;
+        timing[1] += t_tokens - t_degrade;
+        timing[2] += t_forward - t_tokens;
+        timing[3] += t_backward - t_forward;
         let norm = opt.grad_norm(&grads)?;
         let lr = lr_at(opt.step, run.steps, run.warmup, run.lr, 0.05);
         opt.step(&grads, lr, if norm > 2.0 { 2.0 / norm } else { 1.0 })?;
@@ -337,7 +348,8 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
         if opt.step % run.log_every == 0 {
             let n = acc[5];
             println!(
-                "transformer step {} loss {:.4} ce {:.4} acc_last {:.3} diff_mse {:.4} diff_vb {:.4} lr {:.2e} |g| {:.2} {:.2}s/step",
+                "transformer step {} loss {:.4} ce {:.4} acc_last {:.3} diff_mse {:.4} diff_vb {:.4} lr {:.2e} |g| {:.2} \
+                 {:.2}s/step (degrade {:.2} tokens {:.2} fwd {:.2} bwd {:.2})",
                 opt.step,
                 acc[0] / n,
                 acc[1] / n,
@@ -346,9 +358,14 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
                 acc[4] / n,
                 lr,
                 norm,
-                t0.elapsed().as_secs_f64() / acc[5]
+                t0.elapsed().as_secs_f64() / acc[5],
+                timing[0] / acc[5],
+                timing[1] / acc[5],
+                timing[2] / acc[5],
+                timing[3] / acc[5],
             );
             acc = [0.0; 6];
+            timing = [0.0; 4];
             t0 = Instant::now();
         }
         if opt.step % run.save_every == 0 || opt.step == run.steps {

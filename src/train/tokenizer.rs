@@ -41,6 +41,8 @@ pub struct Quantized {
     pub next: Vec<Tensor>,
     /// `f̂` after all scales but the last (the refiner's target is `f − this − emb(idx_last)`).
     pub f_hat_before_last: Tensor,
+    /// The residual vectors each scale quantized, all scales stacked, `(N, Cvae)` (for code restarts).
+    pub rest_rows: Tensor,
 }
 
 impl Tokenizer {
@@ -83,6 +85,7 @@ impl Tokenizer {
         let mut idx = Vec::with_capacity(scales);
         let mut next = Vec::with_capacity(scales);
         let mut loss = Tensor::zeros((), f.dtype(), f.device())?;
+        let mut rests = Vec::with_capacity(scales);
         let q = &self.quantize;
         for (si, &pn) in patch_nums.iter().enumerate().take(scales) {
             let rest = (&f_ng - f_hat.detach())?;
@@ -92,6 +95,8 @@ impl Tokenizer {
                 rest
             };
             let ids = self.nearest(&small)?;
+            let (b, c, h, w) = small.dims4()?;
+            rests.push(small.permute((0, 2, 3, 1))?.reshape((b * h * w, c))?);
             let h = q.lookup_map(&ids, pn)?;
             if si + 1 == k {
                 f_hat_before_last = f_hat.clone();
@@ -112,6 +117,7 @@ impl Tokenizer {
             idx,
             next,
             f_hat_before_last,
+            rest_rows: Tensor::cat(&rests, 0)?,
         })
     }
 
