@@ -543,6 +543,22 @@ fn flipping_between_variations_and_the_input_keeps_zoom_and_pan() {
 }
 
 #[test]
+fn transparency_is_shown_over_a_checkerboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("logo.png");
+    image::RgbaImage::from_fn(40, 30, |x, y| {
+        let inside = (x as i32 - 20).pow(2) + (y as i32 - 15).pow(2) < 120;
+        image::Rgba([220, 60, 40, if inside { 255 } else { (x * 3) as u8 }])
+    })
+    .save(&p)
+    .unwrap();
+    let mut h = harness(vec![p]);
+    wait_idle(&mut h, "the image");
+    assert!(h.state().state.input.as_ref().unwrap().texture.has_alpha);
+    h.snapshot_options("transparent_input", &snap_opts());
+}
+
+#[test]
 fn an_image_wider_than_a_texture_is_shown_in_pieces() {
     let dir = tempfile::tempdir().unwrap();
     let photo = write_photo(dir.path(), "wide.png", 5000, 40);

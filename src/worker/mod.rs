@@ -82,11 +82,12 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         let _ = self.tx.send(Request::Shutdown);
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
         // A job stops at its next scale once cancelled; do not hold the exit hostage longer.
-        if self.done.recv_timeout(Duration::from_secs(3)).is_ok()
-            && let Some(t) = self.thread.take()
-        {
-            let _ = t.join();
+        if self.done.recv_timeout(Duration::from_secs(3)).is_ok() {
+            let _ = thread.join();
         }
     }
 }
