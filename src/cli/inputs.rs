@@ -28,8 +28,16 @@ pub fn is_image(path: &Path) -> bool {
 }
 
 /// Expands the paths given on the command line, keeping their order; files in a folder are
-/// sorted by name.
+/// sorted by name. A file reached twice (named and inside a folder given too) is kept once.
 pub fn collect(paths: &[PathBuf], recursive: bool) -> Collected {
+    let mut out = collect_all(paths, recursive);
+    let mut seen = std::collections::HashSet::new();
+    out.files
+        .retain(|f| seen.insert(std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone())));
+    out
+}
+
+fn collect_all(paths: &[PathBuf], recursive: bool) -> Collected {
     let mut out = Collected::default();
     for p in paths {
         if p.is_dir() {
@@ -126,7 +134,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("photo.dat");
         std::fs::write(&f, b"x").unwrap();
-        let c = collect(&[f.clone(), dir.path().join("nope.png")], false);
+        let c = collect(&[f.clone(), dir.path().join("nope.png"), f.clone()], false);
         assert_eq!(
             c.files,
             vec![InputFile {

@@ -139,6 +139,8 @@ pub struct UpscalePlan {
     pub batch: usize,
     /// Decode windows in latent cells (one window = one whole decode when the grid is one tile).
     pub decode: TileGeometry,
+    /// Memory the batches were planned against (bytes), when known.
+    pub memory_budget: Option<u64>,
 }
 
 impl UpscalePlan {
@@ -305,6 +307,10 @@ pub fn available_memory(device: &Device) -> Option<u64> {
 /// programs).
 const MEMORY_SHARE: f64 = 0.6;
 
+/// Largest automatic batch on a CPU: batching amortises per-operation overhead at the small
+/// scales, but beyond a few tiles it only adds memory (the matmuls already use every core).
+pub const CPU_MAX_BATCH: usize = 4;
+
 /// How many items of `per_item` bytes fit in `budget`, between 1 and `max`.
 pub fn fit_batch(per_item: u64, budget: Option<u64>, max: usize) -> usize {
     let max = max.max(1);
@@ -312,8 +318,8 @@ pub fn fit_batch(per_item: u64, budget: Option<u64>, max: usize) -> usize {
         Some(b) if per_item > 0 => {
             (((b as f64 * MEMORY_SHARE) / per_item as f64) as usize).clamp(1, max)
         }
-        // Without a number, stay with one row of tiles as the reference does, capped for CPUs.
-        _ => max.min(4),
+        // Without a number, a few tiles at a time.
+        _ => max.min(CPU_MAX_BATCH),
     }
 }
 
@@ -338,7 +344,11 @@ pub fn plan(engine: &Engine, input: (u32, u32), opts: &UpscaleOptions) -> Result
         Some(b) => b.clamp(1, grid.len()),
         None => {
             let bytes = engine.var.dtype().size_in_bytes();
-            fit_batch(tile_memory(&engine.var.config, bytes), budget, grid.len())
+            let max = match engine.device {
+                Device::Cpu => grid.len().min(CPU_MAX_BATCH),
+                _ => grid.len(),
+            };
+            fit_batch(tile_memory(&engine.var.config, bytes), budget, max)
         }
     };
     Ok(UpscalePlan {
@@ -349,6 +359,7 @@ pub fn plan(engine: &Engine, input: (u32, u32), opts: &UpscaleOptions) -> Result
         grid,
         batch,
         decode: TileGeometry::for_tile(tile),
+        memory_budget: budget,
     })
 }
 
@@ -708,8 +719,11 @@ fn decode(
     let mut blender = PixelBlender::new(ph, pw, plan.decode.scaled(plan.f))?;
     let (rows, cols) = blender.windows();
     let per_window = window_memory(&engine.vae.config, plan.decode.tile);
-    let budget = available_memory(&engine.device);
-    let batch = fit_batch(per_window, budget, cols);
+    // Decoding is compute-bound at full resolution: on a CPU batching windows only costs memory.
+    let batch = match engine.device {
+        Device::Cpu => 1,
+        _ => fit_batch(per_window, plan.memory_budget, cols),
+    };
     let total = (rows * cols) as f64;
     for r in 0..rows {
         for chunk in (0..cols).collect::<Vec<_>>().chunks(batch) {
