@@ -25,7 +25,7 @@ use clap::{Parser, Subcommand};
                   `varsr upscale` works from the command line, for scripts and batches.",
     args_conflicts_with_subcommands = true,
     after_help = "Examples:\n  varsr                       open the desktop app\n  varsr photo.jpg             open the app with a photo\n  \
-                  varsr upscale photo.jpg     write photo_varsr_x4.png beside it\n  varsr info model/            show a model's configuration"
+                  varsr upscale photo.jpg     write photo_varsr_x4.png beside it\n  varsr info model/           show a model's configuration"
 )]
 pub struct Cli {
     /// Images to open in the desktop app.

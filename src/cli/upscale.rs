@@ -37,7 +37,7 @@ pub struct UpscaleArgs {
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
 
-    /// Upscaling factor.
+    /// Upscaling factor: 2, 3 or 4.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..=4),
           conflicts_with_all = ["width", "height"])]
     pub scale: u32,
@@ -95,12 +95,13 @@ pub struct UpscaleArgs {
     #[arg(short, long)]
     pub recursive: bool,
 
-    /// Tiles generated at once (default: as many as the free memory allows).
+    /// Tiles generated at once (default: as many as the free memory allows, at most 4 on a CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub tile_batch: Option<u32>,
 
     /// Copy the input's ICC profile and EXIF data into the output (orientation reset to normal,
-    /// since the pixels are turned upright). The generation settings are always written.
+    /// since the pixels are turned upright). The generation settings are always written into
+    /// PNG outputs.
     #[arg(long)]
     pub keep_metadata: bool,
 
