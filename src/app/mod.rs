@@ -433,6 +433,10 @@ impl eframe::App for VarsrApp {
         export::overwrite_dialog(ui.ctx(), &self.state, &mut cmds);
         controls::help_window(ui.ctx(), &mut self.state.show_help);
         compare::drop_overlay(ui.ctx());
+        if !cmds.is_empty() {
+            // Commands change what the next frame shows, which nothing else would ask for.
+            ui.ctx().request_repaint();
+        }
         for c in cmds {
             self.apply(c);
         }
