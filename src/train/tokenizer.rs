@@ -32,7 +32,8 @@ pub struct Tokenizer {
 pub struct Quantized {
     /// `f̂` with gradients to the codebook and φ (value = the quantized latent).
     pub f_hat: Tensor,
-    /// VAR's VQ loss: mean over scales of β·‖sg(f̂ₛ) − f‖² + ‖f̂ₛ − sg(f)‖².
+    /// VQ loss: mean over scales of ‖f̂ₛ − sg(f)‖² (codebook, φ) + β·‖sg(f̂) − f‖² (commitment to the
+    /// complete f̂).
     pub vq_loss: Tensor,
     /// Token ids per scale, `(B, pn²)` u32.
     pub idx: Vec<Tensor>,
@@ -106,14 +107,17 @@ impl Tokenizer {
             if let Some(nx) = nx {
                 next.push(nx);
             }
-            let commit = (f_hat.detach() - f)?.sqr()?.mean_all()?;
+            // The codebook and φ learn to approximate f at every scale; the encoder is pulled only
+            // towards the complete f̂ (pulling it towards the coarse partial sums, as VAR's
+            // per-scale commitment does, flattened the latent in small-scale runs).
             let code = (&f_hat - &f_ng)?.sqr()?.mean_all()?;
-            loss = (loss + ((commit * BETA)? + code)?)?;
+            loss = (loss + code)?;
             idx.push(ids);
         }
+        let commit = (f_hat.detach() - f)?.sqr()?.mean_all()?;
         Ok(Quantized {
+            vq_loss: ((loss / scales as f64)? + (commit * BETA)?)?,
             f_hat,
-            vq_loss: (loss / scales as f64)?,
             idx,
             next,
             f_hat_before_last,
