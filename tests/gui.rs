@@ -238,6 +238,16 @@ fn upscale_shows_each_scale_and_the_final_image() {
     mask_pictures(&mut h);
     h.snapshot_options("result_side_by_side", &snap_opts());
 
+    // Replay the scales: every scale is shown in turn, then the result again.
+    h.key_press(Key::P);
+    let mut shown = std::collections::BTreeSet::new();
+    wait_for(&mut h, "the replay", Duration::from_secs(30), |a| {
+        shown.extend(a.state.scrub);
+        a.state.playing.is_none()
+    });
+    assert_eq!(h.state().state.scrub, None);
+    assert!(shown.len() >= 8 && shown.contains(&0), "{shown:?}");
+
     // Scrub back to scale 3, then split view.
     h.get_by_label("Scale 3").click();
     h.run_ok();
@@ -360,8 +370,8 @@ fn cancel_keeps_the_finished_scales() {
     // How many scales finish before the cancel lands depends on timing.
     let strip = h.get_by_label("Final").rect();
     h.mask(egui::Rect::from_min_max(
-        egui::pos2(280.0, strip.min.y - 8.0),
-        egui::pos2(SIZE[0], strip.max.y + 8.0),
+        egui::pos2(280.0, strip.center().y - 30.0),
+        egui::pos2(SIZE[0], strip.center().y + 30.0),
     ));
     h.snapshot_options("cancelled", &snap_opts());
 }

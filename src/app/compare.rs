@@ -427,7 +427,12 @@ fn scale_strip_buttons(
     ui.add_space(4.0);
     ui.horizontal(|ui| {
         ui.label(if live { "Scales (live)" } else { "Scales" });
-        let thumb = Vec2::splat(44.0);
+        // Room for the labels and buttons at the end; the thumbnails share the rest.
+        let per = (ui.available_width() - 150.0) / strip.len().max(1) as f32;
+        let thumb = Vec2::splat(
+            (per - 2.0 * ui.spacing().button_padding.x - ui.spacing().item_spacing.x)
+                .clamp(16.0, 44.0),
+        );
         for k in 0..strip.len() {
             let selected = state.scrub == Some(k);
             let response = match strip.get(k) {
@@ -441,7 +446,8 @@ fn scale_strip_buttons(
                 }
                 None => ui.add_enabled(
                     false,
-                    egui::Button::new(format!("{}", k + 1)).min_size(thumb + vec2(8.0, 8.0)),
+                    egui::Button::new(format!("{}", k + 1))
+                        .min_size(thumb + 2.0 * ui.spacing().button_padding),
                 ),
             };
             response.widget_info(|| {
@@ -455,6 +461,14 @@ fn scale_strip_buttons(
             if response.clicked() {
                 cmds.push(Command::Scrub(Some(k)));
             }
+        }
+        if !live
+            && ui
+                .add_enabled(state.playing.is_none(), egui::Button::new("Replay"))
+                .on_hover_text("Show the scales one after the other, coarse to fine")
+                .clicked()
+        {
+            cmds.push(Command::PlayScales);
         }
         let final_label = if live { "Live" } else { "Final" };
         if ui

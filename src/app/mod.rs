@@ -32,6 +32,8 @@ use textures::Checker;
 const DRAIN_BUDGET: Duration = Duration::from_millis(8);
 /// Delay between the last slider move and the automatic re-render.
 const RERENDER_DELAY: Duration = Duration::from_millis(400);
+/// Time each scale is shown when the scales are replayed.
+const REPLAY_STEP: Duration = Duration::from_millis(400);
 
 /// How the window starts: tests pass a model and no persistence.
 #[derive(Clone, Debug)]
@@ -65,8 +67,12 @@ pub enum Command {
     Open(Vec<PathBuf>),
     Upscale,
     Cancel,
-    Rerun { from_scale: usize },
-    Variations { n: usize },
+    Rerun {
+        from_scale: usize,
+    },
+    Variations {
+        n: usize,
+    },
     RerollSeed,
     ScheduleRerender,
     LoadModel,
@@ -87,6 +93,8 @@ pub enum Command {
     Select(usize),
     ShowInput,
     Scrub(Option<usize>),
+    /// Replay the scales of the shown result, coarse to fine.
+    PlayScales,
     Fit,
     Zoom(f32),
     DismissError,
@@ -175,6 +183,7 @@ impl VarsrApp {
             && self.state.loading == 0
             && self.state.rerender_at.is_none()
             && self.state.exporting == 0
+            && self.state.playing.is_none()
             && !matches!(self.state.model, ModelStatus::Loading(_))
             && !self.tasks.dialog_open
     }
@@ -242,7 +251,14 @@ impl VarsrApp {
                 }
             }
             Command::ShowInput => self.state.show_input = true,
-            Command::Scrub(k) => self.state.scrub = k,
+            Command::Scrub(k) => {
+                self.state.scrub = k;
+                self.state.playing = None;
+            }
+            Command::PlayScales => {
+                self.state.playing = Some(Instant::now());
+                self.state.scrub = Some(0);
+            }
             Command::Fit => self.state.view.fit(),
             Command::Zoom(z) => {
                 let ppp = self.ctx.pixels_per_point();
@@ -370,6 +386,25 @@ impl VarsrApp {
         }
     }
 
+    /// Steps the scale replay; the result itself is shown a little longer at the end.
+    fn advance_replay(&mut self, ctx: &egui::Context) {
+        let Some(start) = self.state.playing else {
+            return;
+        };
+        let n = self.state.selected_sample().map_or(0, |s| s.scales.len());
+        let step = REPLAY_STEP.as_secs_f32();
+        let elapsed = start.elapsed().as_secs_f32();
+        let k = (elapsed / step) as usize;
+        if self.state.job.is_some() || k >= n {
+            self.state.playing = None;
+            self.state.scrub = None;
+            return;
+        }
+        self.state.scrub = Some(k);
+        let next = step * (k + 1) as f32 - elapsed;
+        ctx.request_repaint_after(Duration::from_secs_f32(next.max(0.001)));
+    }
+
     fn drain(&mut self) {
         let start = Instant::now();
         while start.elapsed() < DRAIN_BUDGET {
@@ -398,6 +433,7 @@ impl VarsrApp {
 impl eframe::App for VarsrApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.drain();
+        self.advance_replay(ctx);
         if let Some(at) = self.state.rerender_at {
             let now = Instant::now();
             if now >= at {

@@ -37,6 +37,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("+ / −, scroll", "Zoom in / out (about the cursor)"),
     ("Drag", "Pan"),
     ("← / →", "Step through the scales"),
+    ("P", "Replay the scales"),
     ("Ctrl+1 … Ctrl+9", "Show variation 1 … 9"),
     ("Ctrl+0", "Show the input"),
     ("M", "Next compare mode (side by side, split, result only)"),
@@ -85,6 +86,9 @@ pub fn handle(ctx: &Context, state: &mut State, cmds: &mut Vec<Command>) {
         }
         if i.consume_key(Modifiers::NONE, Key::M) {
             cmds.push(Command::NextCompareMode);
+        }
+        if i.consume_key(Modifiers::NONE, Key::P) && state.selected_sample().is_some() {
+            cmds.push(Command::PlayScales);
         }
         if i.consume_key(Modifiers::NONE, Key::L) {
             cmds.push(Command::ToggleLog);

@@ -192,6 +192,8 @@ pub struct State {
     pub show_input: bool,
     /// When the debounced re-render is due.
     pub rerender_at: Option<Instant>,
+    /// When the replay of the scales started.
+    pub playing: Option<Instant>,
     pub overwrite: Option<PendingOverwrite>,
     /// Files being decoded in the background.
     pub loading: usize,
@@ -222,6 +224,7 @@ impl Default for State {
             flip: false,
             show_input: false,
             rerender_at: None,
+            playing: None,
             overwrite: None,
             loading: 0,
             exporting: 0,
