@@ -84,9 +84,9 @@ shot 05-hold-space-input 0.5
 xdotool keyup space
 key 0 m
 shot 06-split 0.5
-key Left Left Left Left Left Left Left
+key Left Left Left Left Left Left Left Left
 shot 07-scale-3 0.5
-key Right Right Right Right Right Right Right m
+key Right Right Right Right Right Right Right Right m
 key ctrl+s
 wait_log "Saved "
 shot 08-exported 0.5

@@ -84,7 +84,8 @@ pub fn handle(ctx: &Context, state: &mut State, cmds: &mut Vec<Command>) {
         if i.consume_key(Modifiers::NONE, Key::F1) {
             cmds.push(Command::ToggleHelp);
         }
-        if i.consume_key(Modifiers::NONE, Key::M) {
+        // Several presses can arrive in one frame (fast typing, scripts): count them all.
+        for _ in 0..i.count_and_consume_key(Modifiers::NONE, Key::M) {
             cmds.push(Command::NextCompareMode);
         }
         if i.consume_key(Modifiers::NONE, Key::P) && state.selected_sample().is_some() {
@@ -104,13 +105,12 @@ pub fn handle(ctx: &Context, state: &mut State, cmds: &mut Vec<Command>) {
                 cmds.push(Command::Zoom(n as f32));
             }
         }
-        let zoom = state.view.zoom;
-        if i.consume_key(Modifiers::NONE, Key::Plus) || i.consume_key(Modifiers::NONE, Key::Equals)
-        {
-            cmds.push(Command::Zoom(zoom * 1.25));
-        }
-        if i.consume_key(Modifiers::NONE, Key::Minus) {
-            cmds.push(Command::Zoom(zoom / 1.25));
+        let zoom_in = i.count_and_consume_key(Modifiers::NONE, Key::Plus)
+            + i.count_and_consume_key(Modifiers::NONE, Key::Equals);
+        let zoom_out = i.count_and_consume_key(Modifiers::NONE, Key::Minus);
+        if zoom_in != zoom_out {
+            let steps = zoom_in as i32 - zoom_out as i32;
+            cmds.push(Command::Zoom(state.view.zoom * 1.25f32.powi(steps)));
         }
         let strip_len = state
             .job
@@ -119,13 +119,13 @@ pub fn handle(ctx: &Context, state: &mut State, cmds: &mut Vec<Command>) {
             .or_else(|| state.selected_sample().map(|s| s.scales.len()))
             .unwrap_or(0);
         if strip_len > 0 {
-            if i.consume_key(Modifiers::NONE, Key::ArrowLeft) {
-                let k = state.scrub.unwrap_or(strip_len).saturating_sub(1);
-                cmds.push(Command::Scrub(Some(k)));
-            }
-            if i.consume_key(Modifiers::NONE, Key::ArrowRight) {
-                let k = state.scrub.map(|k| k + 1);
-                cmds.push(Command::Scrub(k.filter(|&k| k < strip_len)));
+            // Positions 0..len are the scales, len is the result.
+            let left = i.count_and_consume_key(Modifiers::NONE, Key::ArrowLeft);
+            let right = i.count_and_consume_key(Modifiers::NONE, Key::ArrowRight);
+            if left != right {
+                let at = state.scrub.unwrap_or(strip_len) as i64;
+                let to = (at - left as i64 + right as i64).clamp(0, strip_len as i64) as usize;
+                cmds.push(Command::Scrub((to < strip_len).then_some(to)));
             }
         }
     });
