@@ -427,9 +427,9 @@ impl Observer for JobObserver<'_> {
 /// Upscales `input` (see the module docs for the steps).
 ///
 /// `noise` seeds the job: each tile then draws from its own stream derived from it (see
-/// [`TileNoise`]), so the result depends on the seed but not on the tile batch, and a tile re-run
-/// alone comes out as it did in the whole job. On cancellation the finished tiles have already
-/// been reported through `observer` and [`Error::Cancelled`] is returned.
+/// [`TileNoise`]), so the result depends on the seed but not on the tile batch, and a tile's
+/// latent comes out the same whether it runs alone or in a batch. On cancellation the finished
+/// tiles have already been reported through `observer` and [`Error::Cancelled`] is returned.
 pub fn upscale(
     engine: &Engine,
     input: &UpscaleInput,
