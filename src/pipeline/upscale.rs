@@ -18,12 +18,19 @@ use image::{DynamicImage, GrayImage, RgbImage, RgbaImage};
 
 use super::engine::Engine;
 use super::events::{Observer, Progress, ScaleEvent};
-use super::noise::{Noise, SeededNoise};
+use super::noise::Noise;
 use super::params::SamplingParams;
 use super::progress::{Eta, WorkPlan};
-use super::tiling::{LatentBlender, PixelBlender, Tile, TileGeometry, TileGrid};
+use super::tiling::{LatentBlender, Tile, TileGeometry, TileGrid};
 use super::{Error, Result};
 use crate::imaging;
+
+mod decode;
+mod memory;
+mod tile_noise;
+
+pub use memory::{CPU_MAX_BATCH, available_memory, fit_batch, tile_memory, window_memory};
+pub use tile_noise::TileNoise;
 
 /// The output size asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,75 +261,6 @@ pub fn padded_size(
     Ok((w.max(t) as u32, h.max(t) as u32))
 }
 
-/// Bytes one tile needs while it is generated: the KV cache of both guidance branches, the
-/// largest attention and MLP activations, the logits of the last scale, and the refiner.
-pub fn tile_memory(var: &crate::model::config::VarConfig, dtype_bytes: usize) -> u64 {
-    let l = var.total_tokens() as u64;
-    let c = var.embed_dim as u64;
-    let last = var.final_side() as u64;
-    let pn2 = last * last;
-    let d = dtype_bytes as u64;
-    let kv = 2 * var.depth as u64 * 2 * l * c * d;
-    let attn = 2 * var.num_heads as u64 * pn2 * l * 4;
-    let mlp = 2 * pn2 * var.mlp_hidden as u64 * d;
-    let hidden = 8 * 2 * pn2 * c * d;
-    let logits = 2 * pn2 * var.vocab_size as u64 * 4 * 2;
-    let refiner = 2 * pn2 * var.refiner_width as u64 * 4 * 6;
-    kv + attn + mlp + hidden + logits + refiner
-}
-
-/// Bytes one decode window of `side × side` latents needs: a handful of full-resolution feature
-/// maps at the widest level plus the attention over the window's positions.
-pub fn window_memory(vae: &crate::model::config::VqvaeConfig, side: usize) -> u64 {
-    let f = vae.downsample() as u64;
-    let px = (side as u64 * f).pow(2);
-    let ch0 = vae.ch as u64 * vae.ch_mult.first().copied().unwrap_or(1) as u64;
-    let widest = vae.ch as u64 * vae.ch_mult.iter().copied().max().unwrap_or(1) as u64;
-    let positions = (side * side) as u64;
-    8 * px * ch0 * 4 + 4 * positions * widest * 4 + 2 * positions * positions * 4
-}
-
-/// Free memory of a device, in bytes, when it can be asked.
-pub fn available_memory(device: &Device) -> Option<u64> {
-    match device {
-        Device::Cpu => {
-            let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kb * 1024)
-        }
-        #[cfg(feature = "cuda")]
-        Device::Cuda(d) => d
-            .cuda_stream()
-            .context()
-            .mem_get_info()
-            .ok()
-            .map(|(free, _)| free as u64),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
-}
-
-/// Share of the free memory a plan may use (the rest is headroom for the allocator and other
-/// programs).
-const MEMORY_SHARE: f64 = 0.6;
-
-/// Largest automatic batch on a CPU: batching amortises per-operation overhead at the small
-/// scales, but beyond a few tiles it only adds memory (the matmuls already use every core).
-pub const CPU_MAX_BATCH: usize = 4;
-
-/// How many items of `per_item` bytes fit in `budget`, between 1 and `max`.
-pub fn fit_batch(per_item: u64, budget: Option<u64>, max: usize) -> usize {
-    let max = max.max(1);
-    match budget {
-        Some(b) if per_item > 0 => {
-            (((b as f64 * MEMORY_SHARE) / per_item as f64) as usize).clamp(1, max)
-        }
-        // Without a number, a few tiles at a time.
-        _ => max.min(CPU_MAX_BATCH),
-    }
-}
-
 /// Works out sizes, tiles and batches without running anything.
 pub fn plan(engine: &Engine, input: (u32, u32), opts: &UpscaleOptions) -> Result<UpscalePlan> {
     let f = engine.vae.downsample();
@@ -471,7 +409,7 @@ pub fn upscale(
     let (latent, tokens) = latent;
 
     job.inner.progress(&Progress::Decoding);
-    let pixels = decode(engine, &latent, &plan, &mut job)?;
+    let pixels = decode::decode(engine, &latent, &plan, &mut job)?;
     let decoded = RgbImage::from_raw(plan.padded.0, plan.padded.1, pixels)
         .ok_or_else(|| Error::Invalid("decoded image has the wrong size".into()))?;
 
@@ -582,76 +520,6 @@ fn generate_tiles(
     Ok((blender.finish()?, tokens))
 }
 
-/// Random streams per tile, derived from a job seed.
-///
-/// Every draw of the engine is batch-major (`B` equal runs, one per batch item: refiner noise
-/// rows, sampling uniforms), so a batch's request is split into `B` parts, part `i` coming from
-/// tile `first + i`'s own stream. Normal draws (refiner) and uniform draws (token sampling) come
-/// from separate streams, so that locking scales (which then draw no uniforms) leaves the
-/// refiner's noise as it was.
-pub struct TileNoise {
-    job_seed: u64,
-    /// `(normal, uniform)` streams of the current batch's tiles.
-    streams: Vec<(SeededNoise, SeededNoise)>,
-}
-
-impl TileNoise {
-    /// Takes the job seed from `noise` (two uniform draws).
-    pub fn new(noise: &mut dyn Noise) -> Self {
-        let u = noise.uniform(2);
-        let bits =
-            |v: Option<&f32>| (v.copied().unwrap_or(0.0) as f64 * (1u64 << 32) as f64) as u64;
-        Self {
-            job_seed: bits(u.first()) << 32 | bits(u.get(1)),
-            streams: Vec::new(),
-        }
-    }
-
-    /// The `(normal, uniform)` streams of tile `index`.
-    pub fn streams(&self, index: usize) -> (SeededNoise, SeededNoise) {
-        let key = |kind: u64| {
-            self.job_seed ^ (2 * index as u64 + kind + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        };
-        (SeededNoise::new(key(0)), SeededNoise::new(key(1)))
-    }
-
-    /// The noise of a batch of `len` tiles starting at tile `first`.
-    pub fn batch(&mut self, first: usize, len: usize) -> &mut Self {
-        self.streams = (first..first + len).map(|i| self.streams(i)).collect();
-        self
-    }
-
-    fn split(
-        &mut self,
-        n: usize,
-        draw: impl Fn(&mut (SeededNoise, SeededNoise), usize) -> Vec<f32>,
-    ) -> Vec<f32> {
-        if self.streams.is_empty() {
-            self.streams.push(self.streams(0));
-        }
-        let b = self.streams.len();
-        if !n.is_multiple_of(b) {
-            // Not batch-major: one stream serves it all (still reproducible for a fixed batch).
-            return draw(&mut self.streams[0], n);
-        }
-        let mut out = Vec::with_capacity(n);
-        for s in &mut self.streams {
-            out.extend(draw(s, n / b));
-        }
-        out
-    }
-}
-
-impl Noise for TileNoise {
-    fn normal(&mut self, n: usize) -> Vec<f32> {
-        self.split(n, |s, k| s.0.normal(k))
-    }
-
-    fn uniform(&mut self, n: usize) -> Vec<f32> {
-        self.split(n, |s, k| s.1.uniform(k))
-    }
-}
-
 /// A `tp × tp` window of the LR at (x, y), planar RGB in [−1, 1] (`ToTensor`, then `2x − 1`).
 fn crop_unit(lr: &RgbImage, x: usize, y: usize, tp: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; 3 * tp * tp];
@@ -685,96 +553,6 @@ fn locked_tensors(
         out.push(Tensor::from_vec(ids, (batch.len(), pn * pn), device)?);
     }
     Ok(out)
-}
-
-/// Decodes the blended latent (CHW, `grid.height × grid.width`) to interleaved 8-bit RGB of the
-/// padded size.
-fn decode(
-    engine: &Engine,
-    latent: &[f32],
-    plan: &UpscalePlan,
-    job: &mut JobObserver,
-) -> Result<Vec<u8>> {
-    let (h, w) = (plan.grid.height, plan.grid.width);
-    let c = latent.len() / (h * w);
-    let dtype = engine.var.dtype();
-    let (ph, pw) = (h * plan.f, w * plan.f);
-    if h * w <= plan.decode.tile * plan.decode.tile {
-        // One tile: one decode of the whole latent, exactly as published.
-        let z = Tensor::from_vec(latent.to_vec(), (1, c, h, w), &engine.device)?.to_dtype(dtype)?;
-        let img = engine
-            .decode(&z)?
-            .to_dtype(DType::F32)?
-            .to_device(&Device::Cpu)?;
-        let planar = img.flatten_all()?.to_vec1::<f32>()?;
-        let plane = ph * pw;
-        let mut out = vec![0u8; 3 * plane];
-        for (i, px) in out.chunks_exact_mut(3).enumerate() {
-            for ch in 0..3 {
-                px[ch] = (planar[ch * plane + i] * 255.0).round().clamp(0.0, 255.0) as u8;
-            }
-        }
-        return Ok(out);
-    }
-    let mut blender = PixelBlender::new(ph, pw, plan.decode.scaled(plan.f))?;
-    let (rows, cols) = blender.windows();
-    let per_window = window_memory(&engine.vae.config, plan.decode.tile);
-    // Decoding is compute-bound at full resolution: on a CPU batching windows only costs memory.
-    let batch = match engine.device {
-        Device::Cpu => 1,
-        _ => fit_batch(per_window, plan.memory_budget, cols),
-    };
-    let total = (rows * cols) as f64;
-    for r in 0..rows {
-        for chunk in (0..cols).collect::<Vec<_>>().chunks(batch) {
-            if job.cancelled() {
-                return Err(Error::Cancelled);
-            }
-            let mut windows = Vec::new();
-            let (mut wh, mut ww) = (0, 0);
-            for &col in chunk {
-                let (y, x, hh, wwp) = blender.window(r, col);
-                (wh, ww) = (hh / plan.f, wwp / plan.f);
-                windows.extend(crop_latent(latent, c, h, w, y / plan.f, x / plan.f, wh, ww));
-            }
-            let z = Tensor::from_vec(windows, (chunk.len(), c, wh, ww), &engine.device)?
-                .to_dtype(dtype)?;
-            let img = engine
-                .decode(&z)?
-                .to_dtype(DType::F32)?
-                .to_device(&Device::Cpu)?;
-            for (i, &col) in chunk.iter().enumerate() {
-                let rgb = img.get(i)?.flatten_all()?.to_vec1::<f32>()?;
-                blender.add(r, col, &rgb)?;
-            }
-            let now = job.now();
-            job.eta.decode_done(chunk.len() as f64 / total * 0.99, now);
-            job.report();
-        }
-    }
-    blender.finish()
-}
-
-/// Window `(y, x, h, w)` of a CHW latent.
-#[allow(clippy::too_many_arguments)]
-fn crop_latent(
-    latent: &[f32],
-    c: usize,
-    h: usize,
-    w: usize,
-    y: usize,
-    x: usize,
-    wh: usize,
-    ww: usize,
-) -> Vec<f32> {
-    let mut out = Vec::with_capacity(c * wh * ww);
-    for ch in 0..c {
-        for yy in y..y + wh {
-            let row = (ch * h + yy) * w;
-            out.extend_from_slice(&latent[row + x..row + x + ww]);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -834,19 +612,6 @@ mod tests {
     }
 
     #[test]
-    fn release_tile_memory_is_dominated_by_the_kv_cache() {
-        let cfg = crate::model::config::VarConfig::release(24);
-        // KV cache 2·24·2·3264·1536·4 bytes (§3: 3264 tokens with the prefix).
-        let kv = 2 * 24 * 2 * 3264 * 1536 * 4u64;
-        let m = tile_memory(&cfg, 4);
-        assert!(m > kv && m < kv * 2, "{m} vs kv {kv}");
-        assert_eq!(fit_batch(m, Some(m * 10), 6), 6);
-        assert_eq!(fit_batch(m, Some(m * 5), 6), 3);
-        assert_eq!(fit_batch(m, Some(m / 4), 6), 1);
-        assert_eq!(fit_batch(m, None, 11), 4);
-    }
-
-    #[test]
     fn rgba_input_splits_and_merges_alpha() {
         let mut img = RgbaImage::new(3, 2);
         img.put_pixel(1, 0, image::Rgba([10, 20, 30, 40]));
@@ -898,27 +663,6 @@ mod tests {
         assert_eq!(t[1].to_vec2::<u32>().unwrap(), vec![vec![1, 2, 3, 4]; 2]);
     }
 
-    /// Tile 1's draws are the same whether it runs alone or second in a batch of two.
-    #[test]
-    fn tile_noise_does_not_depend_on_the_batch() {
-        let mut tn = TileNoise::new(&mut SeededNoise::new(5));
-        let pair = tn.batch(0, 2).normal(8);
-        let pair_next = tn.uniform(6);
-        let alone = tn.batch(1, 1).normal(4);
-        let alone_next = tn.uniform(3);
-        assert_eq!(&pair[4..], &alone[..]);
-        assert_eq!(&pair_next[3..], &alone_next[..]);
-        assert_eq!(pair[..4], tn.streams(0).0.normal(4)[..]);
-        assert_ne!(pair[..4], pair[4..]);
-        // Uniform draws do not move the normal stream.
-        let plain = tn.batch(1, 1).normal(4);
-        let _ = tn.batch(1, 1).uniform(100);
-        assert_eq!(tn.normal(4), plain);
-        // Another job seed gives other draws.
-        let mut other = TileNoise::new(&mut SeededNoise::new(6));
-        assert_ne!(other.batch(1, 1).normal(4), alone);
-    }
-
     #[test]
     fn crops_are_planar_unit_range() {
         let lr = RgbImage::from_fn(4, 4, |x, y| {
@@ -929,10 +673,5 @@ mod tests {
         assert!((c[0] - (120.0 / 255.0 - 1.0)).abs() < 1e-6);
         assert!((c[4] - (240.0 / 255.0 - 1.0)).abs() < 1e-6);
         assert!((c[8] - 1.0).abs() < 1e-6);
-        let latent: Vec<f32> = (0..2 * 3 * 4).map(|v| v as f32).collect();
-        assert_eq!(
-            crop_latent(&latent, 2, 3, 4, 1, 2, 2, 2),
-            vec![6., 7., 10., 11., 18., 19., 22., 23.]
-        );
     }
 }

@@ -1,0 +1,114 @@
+//! Decoding the blended latent: one whole decode for a single tile (the published behaviour),
+//! else overlapping windows of one tile cross-faded in pixel space.
+
+use candle_core::{DType, Device, Tensor};
+
+use super::memory::{fit_batch, window_memory};
+use super::{JobObserver, UpscalePlan};
+use crate::pipeline::engine::Engine;
+use crate::pipeline::tiling::PixelBlender;
+use crate::pipeline::{Error, Observer, Result};
+
+/// Decodes the blended latent (CHW, `grid.height × grid.width`) to interleaved 8-bit RGB of the
+/// padded size.
+pub(super) fn decode(
+    engine: &Engine,
+    latent: &[f32],
+    plan: &UpscalePlan,
+    job: &mut JobObserver,
+) -> Result<Vec<u8>> {
+    let (h, w) = (plan.grid.height, plan.grid.width);
+    let c = latent.len() / (h * w);
+    let dtype = engine.var.dtype();
+    let (ph, pw) = (h * plan.f, w * plan.f);
+    if h * w <= plan.decode.tile * plan.decode.tile {
+        // One tile: one decode of the whole latent, exactly as published.
+        let z = Tensor::from_vec(latent.to_vec(), (1, c, h, w), &engine.device)?.to_dtype(dtype)?;
+        let img = engine
+            .decode(&z)?
+            .to_dtype(DType::F32)?
+            .to_device(&Device::Cpu)?;
+        let planar = img.flatten_all()?.to_vec1::<f32>()?;
+        let plane = ph * pw;
+        let mut out = vec![0u8; 3 * plane];
+        for (i, px) in out.chunks_exact_mut(3).enumerate() {
+            for ch in 0..3 {
+                px[ch] = (planar[ch * plane + i] * 255.0).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+        return Ok(out);
+    }
+    let mut blender = PixelBlender::new(ph, pw, plan.decode.scaled(plan.f))?;
+    let (rows, cols) = blender.windows();
+    let per_window = window_memory(&engine.vae.config, plan.decode.tile);
+    // Decoding is compute-bound at full resolution: on a CPU batching windows only costs memory.
+    let batch = match engine.device {
+        Device::Cpu => 1,
+        _ => fit_batch(per_window, plan.memory_budget, cols),
+    };
+    let total = (rows * cols) as f64;
+    for r in 0..rows {
+        for chunk in (0..cols).collect::<Vec<_>>().chunks(batch) {
+            if job.cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let mut windows = Vec::new();
+            let (mut wh, mut ww) = (0, 0);
+            for &col in chunk {
+                let (y, x, hh, wwp) = blender.window(r, col);
+                (wh, ww) = (hh / plan.f, wwp / plan.f);
+                windows.extend(crop_latent(latent, c, h, w, y / plan.f, x / plan.f, wh, ww));
+            }
+            let z = Tensor::from_vec(windows, (chunk.len(), c, wh, ww), &engine.device)?
+                .to_dtype(dtype)?;
+            let img = engine
+                .decode(&z)?
+                .to_dtype(DType::F32)?
+                .to_device(&Device::Cpu)?;
+            for (i, &col) in chunk.iter().enumerate() {
+                let rgb = img.get(i)?.flatten_all()?.to_vec1::<f32>()?;
+                blender.add(r, col, &rgb)?;
+            }
+            let now = job.now();
+            job.eta.decode_done(chunk.len() as f64 / total * 0.99, now);
+            job.report();
+        }
+    }
+    blender.finish()
+}
+
+/// Window `(y, x, h, w)` of a CHW latent.
+#[allow(clippy::too_many_arguments)]
+fn crop_latent(
+    latent: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    y: usize,
+    x: usize,
+    wh: usize,
+    ww: usize,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(c * wh * ww);
+    for ch in 0..c {
+        for yy in y..y + wh {
+            let row = (ch * h + yy) * w;
+            out.extend_from_slice(&latent[row + x..row + x + ww]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latent_windows_are_cut_channel_by_channel() {
+        let latent: Vec<f32> = (0..2 * 3 * 4).map(|v| v as f32).collect();
+        assert_eq!(
+            crop_latent(&latent, 2, 3, 4, 1, 2, 2, 2),
+            vec![6., 7., 10., 11., 18., 19., 22., 23.]
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! How much memory a tile and a decode window need, how much there is, and how many fit.
+
+use candle_core::Device;
+
+use crate::model::config::{VarConfig, VqvaeConfig};
+
+/// Bytes one tile needs while it is generated: the KV cache of both guidance branches, the
+/// largest attention and MLP activations, the logits of the last scale, and the refiner.
+pub fn tile_memory(var: &VarConfig, dtype_bytes: usize) -> u64 {
+    let l = var.total_tokens() as u64;
+    let c = var.embed_dim as u64;
+    let last = var.final_side() as u64;
+    let pn2 = last * last;
+    let d = dtype_bytes as u64;
+    let kv = 2 * var.depth as u64 * 2 * l * c * d;
+    let attn = 2 * var.num_heads as u64 * pn2 * l * 4;
+    let mlp = 2 * pn2 * var.mlp_hidden as u64 * d;
+    let hidden = 8 * 2 * pn2 * c * d;
+    let logits = 2 * pn2 * var.vocab_size as u64 * 4 * 2;
+    let refiner = 2 * pn2 * var.refiner_width as u64 * 4 * 6;
+    kv + attn + mlp + hidden + logits + refiner
+}
+
+/// Bytes one decode window of `side × side` latents needs: a handful of full-resolution feature
+/// maps at the widest level plus the attention over the window's positions.
+pub fn window_memory(vae: &VqvaeConfig, side: usize) -> u64 {
+    let f = vae.downsample() as u64;
+    let px = (side as u64 * f).pow(2);
+    let ch0 = vae.ch as u64 * vae.ch_mult.first().copied().unwrap_or(1) as u64;
+    let widest = vae.ch as u64 * vae.ch_mult.iter().copied().max().unwrap_or(1) as u64;
+    let positions = (side * side) as u64;
+    8 * px * ch0 * 4 + 4 * positions * widest * 4 + 2 * positions * positions * 4
+}
+
+/// Free memory of a device, in bytes, when it can be asked.
+pub fn available_memory(device: &Device) -> Option<u64> {
+    match device {
+        Device::Cpu => {
+            let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024)
+        }
+        #[cfg(feature = "cuda")]
+        Device::Cuda(d) => d
+            .cuda_stream()
+            .context()
+            .mem_get_info()
+            .ok()
+            .map(|(free, _)| free as u64),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// Share of the free memory a plan may use (the rest is headroom for the allocator and other
+/// programs).
+const MEMORY_SHARE: f64 = 0.6;
+
+/// Largest automatic batch on a CPU: batching amortises per-operation overhead at the small
+/// scales, but beyond a few tiles it only adds memory (the matmuls already use every core).
+pub const CPU_MAX_BATCH: usize = 4;
+
+/// How many items of `per_item` bytes fit in `budget`, between 1 and `max`.
+pub fn fit_batch(per_item: u64, budget: Option<u64>, max: usize) -> usize {
+    let max = max.max(1);
+    match budget {
+        Some(b) if per_item > 0 => {
+            (((b as f64 * MEMORY_SHARE) / per_item as f64) as usize).clamp(1, max)
+        }
+        // Without a number, a few tiles at a time.
+        _ => max.min(CPU_MAX_BATCH),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_tile_memory_is_dominated_by_the_kv_cache() {
+        let cfg = crate::model::config::VarConfig::release(24);
+        // KV cache 2·24·2·3264·1536·4 bytes (§3: 3264 tokens with the prefix).
+        let kv = 2 * 24 * 2 * 3264 * 1536 * 4u64;
+        let m = tile_memory(&cfg, 4);
+        assert!(m > kv && m < kv * 2, "{m} vs kv {kv}");
+        assert_eq!(fit_batch(m, Some(m * 10), 6), 6);
+        assert_eq!(fit_batch(m, Some(m * 5), 6), 3);
+        assert_eq!(fit_batch(m, Some(m / 4), 6), 1);
+        assert_eq!(fit_batch(m, None, 11), 4);
+    }
+}
