@@ -144,6 +144,7 @@ fn main() -> anyhow::Result<()> {
         ch_mult: vec![1, 1, 2, 2],
         num_res_blocks: 2,
         num_phi: 4,
+        norm_groups: 8,
     };
     run("small configuration (128 px tiles)", small, small_vae)?;
     if !quick {

@@ -189,6 +189,15 @@ pub struct VqvaeConfig {
     pub num_res_blocks: usize,
     /// Number of φ convolutions (`share_quant_resi`).
     pub num_phi: usize,
+    /// GroupNorm groups in the encoder and decoder: 32 in the release, where `basic_vae.py` fixes it.
+    /// Not visible in any tensor shape, so it travels in the `varsr.config` metadata; small models
+    /// need fewer groups (at 32 channels, 32 groups is an instance norm that erases tile colour).
+    #[serde(default = "release_norm_groups")]
+    pub norm_groups: usize,
+}
+
+fn release_norm_groups() -> usize {
+    32
 }
 
 impl VqvaeConfig {
@@ -221,6 +230,7 @@ impl VqvaeConfig {
             ch_mult,
             num_res_blocks,
             num_phi,
+            norm_groups: release_norm_groups(),
         })
     }
 
@@ -233,6 +243,7 @@ impl VqvaeConfig {
             ch_mult: vec![1, 1, 2, 2, 4],
             num_res_blocks: 2,
             num_phi: 4,
+            norm_groups: 32,
         }
     }
 

@@ -104,9 +104,6 @@ pub struct TokenizerArgs {
     pub log_every: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// GroupNorm groups. The app's modules use 32; others are for experiments (not loadable yet).
-    #[arg(long, default_value_t = super::tokenizer::NORM_GROUPS)]
-    pub norm_groups: usize,
 }
 
 impl TokenizerArgs {
@@ -124,7 +121,6 @@ impl TokenizerArgs {
             save_every: self.save_every,
             log_every: self.log_every,
             seed: self.seed,
-            norm_groups: self.norm_groups,
         })
     }
 }

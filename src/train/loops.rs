@@ -60,8 +60,6 @@ pub struct TokenizerRun {
     pub save_every: usize,
     pub log_every: usize,
     pub seed: u64,
-    /// GroupNorm groups (the inference modules use 32; other values are for experiments only).
-    pub norm_groups: usize,
 }
 
 pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
@@ -72,7 +70,6 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
     let varmap = VarMap::new();
     let tok = Tokenizer::new(
         cfg.clone(),
-        run.norm_groups,
         VarBuilder::from_varmap(&varmap, DType::F32, &dev),
     )?;
     let mut rng = StdRng::seed_from_u64(run.seed);
@@ -223,11 +220,7 @@ pub fn load_tokenizer(path: &Path, dev: &Device) -> Result<Tokenizer> {
     let tensors =
         checkpoint::load_frozen(path).with_context(|| format!("reading {}", path.display()))?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, dev);
-    Ok(Tokenizer::new(
-        small::vqvae_config(),
-        super::tokenizer::NORM_GROUPS,
-        vb,
-    )?)
+    Ok(Tokenizer::new(small::vqvae_config(), vb)?)
 }
 
 pub struct TransformerRun {

@@ -15,6 +15,9 @@ pub fn vqvae_config() -> VqvaeConfig {
         ch_mult: vec![1, 1, 2, 2],
         num_res_blocks: 1,
         num_phi: 4,
+        // One group per 4 channels: at 32 channels the release's 32 groups would be an instance
+        // norm, which erased each tile's colour (15.5 dB vs 23.8 dB on a fixed batch).
+        norm_groups: 8,
     }
 }
 

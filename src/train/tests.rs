@@ -27,6 +27,7 @@ fn tiny_vqvae() -> VqvaeConfig {
         ch_mult: vec![1, 2],
         num_res_blocks: 1,
         num_phi: 2,
+        norm_groups: 8,
     }
 }
 
@@ -101,11 +102,7 @@ fn training_twins_equal_the_inference_modules() -> Result<()> {
 fn quantizing_codebook_vectors_is_exact_and_nearest_is_the_brute_force_argmin() -> Result<()> {
     let dev = Device::Cpu;
     let vm = VarMap::new();
-    let tok = Tokenizer::new(
-        tiny_vqvae(),
-        32,
-        VarBuilder::from_varmap(&vm, DType::F32, &dev),
-    )?;
+    let tok = Tokenizer::new(tiny_vqvae(), VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
     randomize(&vm, 1.0, 2)?;
     let table = tok.quantize.embedding.embeddings().to_vec2::<f32>()?;
     // One scale of side 4 (the last scale: no φ, no resampling): a latent made of codebook rows.
@@ -140,11 +137,7 @@ fn multi_scale_quantization_ends_with_the_last_scale_residual() -> Result<()> {
     // f̂ = f̂_{K−1} + emb(idx_last) exactly, and each teacher-forcing input is the area-pooled f̂.
     let dev = Device::Cpu;
     let vm = VarMap::new();
-    let tok = Tokenizer::new(
-        tiny_vqvae(),
-        32,
-        VarBuilder::from_varmap(&vm, DType::F32, &dev),
-    )?;
+    let tok = Tokenizer::new(tiny_vqvae(), VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
     randomize(&vm, 0.5, 3)?;
     let f = Tensor::randn(0f32, 1.0, (2, 4, 4, 4), &dev)?;
     let pns = [1, 2, 4];
@@ -214,7 +207,6 @@ fn losses_fall_when_overfitting_one_batch() -> anyhow::Result<()> {
     let tvm = VarMap::new();
     let tok = Tokenizer::new(
         tiny_vqvae(),
-        32,
         VarBuilder::from_varmap(&tvm, DType::F32, &dev),
     )?;
     init::init_vqvae(&tvm, &mut rng)?;
@@ -268,7 +260,6 @@ fn exported_model_loads_in_the_engine() -> anyhow::Result<()> {
     let tvm = VarMap::new();
     Tokenizer::new(
         small::vqvae_config(),
-        32,
         VarBuilder::from_varmap(&tvm, DType::F32, &dev),
     )?;
     init::init_vqvae(&tvm, &mut rng)?;

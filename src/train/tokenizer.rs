@@ -12,9 +12,6 @@ use crate::model::config::VqvaeConfig;
 use crate::model::vqvae::quantizer::Quantizer;
 use crate::ops::resample::area;
 
-/// GroupNorm groups of the inference modules (`model::vqvae::blocks`).
-pub const NORM_GROUPS: usize = 32;
-
 /// β of the commitment term.
 pub const BETA: f64 = 0.25;
 
@@ -47,14 +44,13 @@ pub struct Quantized {
 }
 
 impl Tokenizer {
-    /// `groups`: GroupNorm groups; the inference modules use 32 (see `NORM_GROUPS`).
-    pub fn new(cfg: VqvaeConfig, groups: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: VqvaeConfig, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            encoder: FastEncoder::new(&cfg, groups, vb.pp("encoder"))?,
+            encoder: FastEncoder::new(&cfg, cfg.norm_groups, vb.pp("encoder"))?,
             quant_conv: FastConv::new(cfg.cvae, cfg.cvae, 3, 1, 1, vb.pp("quant_conv"))?,
             quantize: Quantizer::new(cfg.vocab_size, cfg.cvae, cfg.num_phi, vb.pp("quantize"))?,
             post_quant_conv: FastConv::new(cfg.cvae, cfg.cvae, 3, 1, 1, vb.pp("post_quant_conv"))?,
-            decoder: FastDecoder::new(&cfg, groups, vb.pp("decoder"))?,
+            decoder: FastDecoder::new(&cfg, cfg.norm_groups, vb.pp("decoder"))?,
         })
     }
 

@@ -5,15 +5,16 @@ use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, VarBuilder, conv2d};
 
 use crate::ops::resample::nearest2x;
 
-const GN_GROUPS: usize = 32;
 const GN_EPS: f64 = 1e-6;
 
-pub fn group_norm(ch: usize, vb: VarBuilder) -> Result<GroupNorm> {
+/// `groups` comes from [`VqvaeConfig::norm_groups`](crate::model::config::VqvaeConfig): 32 in the
+/// release; capped at one channel per group as torch requires `ch % groups == 0`.
+pub fn group_norm(ch: usize, groups: usize, vb: VarBuilder) -> Result<GroupNorm> {
     GroupNorm::new(
         vb.get(ch, "weight")?,
         vb.get(ch, "bias")?,
         ch,
-        GN_GROUPS.min(ch),
+        groups.min(ch),
         GN_EPS,
     )
 }
@@ -45,11 +46,11 @@ pub struct ResnetBlock {
 }
 
 impl ResnetBlock {
-    pub fn new(i: usize, o: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(i: usize, o: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm1: group_norm(i, vb.pp("norm1"))?,
+            norm1: group_norm(i, groups, vb.pp("norm1"))?,
             conv1: conv3(i, o, vb.pp("conv1"))?,
-            norm2: group_norm(o, vb.pp("norm2"))?,
+            norm2: group_norm(o, groups, vb.pp("norm2"))?,
             conv2: conv3(o, o, vb.pp("conv2"))?,
             nin_shortcut: if i != o {
                 Some(conv1(i, o, vb.pp("nin_shortcut"))?)
@@ -83,9 +84,9 @@ pub struct AttnBlock {
 const ATTN_QUERY_CHUNK: usize = 1024;
 
 impl AttnBlock {
-    pub fn new(ch: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(ch: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm: group_norm(ch, vb.pp("norm"))?,
+            norm: group_norm(ch, groups, vb.pp("norm"))?,
             qkv: conv1(ch, 3 * ch, vb.pp("qkv"))?,
             proj_out: conv1(ch, ch, vb.pp("proj_out"))?,
             ch,

@@ -31,13 +31,14 @@ pub struct Decoder {
 impl Decoder {
     pub fn new(cfg: &VqvaeConfig, vb: VarBuilder) -> Result<Self> {
         let levels = cfg.ch_mult.len();
+        let g = cfg.norm_groups;
         let mut block_in = cfg.ch * cfg.ch_mult[levels - 1];
         let conv_in = conv3(cfg.cvae, block_in, vb.pp("conv_in"))?;
         let vm = vb.pp("mid");
         let mid = Mid {
-            block_1: ResnetBlock::new(block_in, block_in, vm.pp("block_1"))?,
-            attn_1: AttnBlock::new(block_in, vm.pp("attn_1"))?,
-            block_2: ResnetBlock::new(block_in, block_in, vm.pp("block_2"))?,
+            block_1: ResnetBlock::new(block_in, block_in, g, vm.pp("block_1"))?,
+            attn_1: AttnBlock::new(block_in, g, vm.pp("attn_1"))?,
+            block_2: ResnetBlock::new(block_in, block_in, g, vm.pp("block_2"))?,
         };
         let mut up: Vec<UpLevel> = Vec::with_capacity(levels);
         for level in (0..levels).rev() {
@@ -46,10 +47,15 @@ impl Decoder {
             let mut block = Vec::new();
             let mut attn = Vec::new();
             for j in 0..=cfg.num_res_blocks {
-                block.push(ResnetBlock::new(block_in, block_out, vl.pp("block").pp(j))?);
+                block.push(ResnetBlock::new(
+                    block_in,
+                    block_out,
+                    g,
+                    vl.pp("block").pp(j),
+                )?);
                 block_in = block_out;
                 if level == levels - 1 {
-                    attn.push(AttnBlock::new(block_in, vl.pp("attn").pp(j))?);
+                    attn.push(AttnBlock::new(block_in, g, vl.pp("attn").pp(j))?);
                 }
             }
             let upsample = if level != 0 {
@@ -68,7 +74,7 @@ impl Decoder {
             conv_in,
             mid,
             up,
-            norm_out: group_norm(block_in, vb.pp("norm_out"))?,
+            norm_out: group_norm(block_in, g, vb.pp("norm_out"))?,
             conv_out: conv3(block_in, 3, vb.pp("conv_out"))?,
         })
     }

@@ -32,6 +32,7 @@ pub struct Encoder {
 impl Encoder {
     pub fn new(cfg: &VqvaeConfig, vb: VarBuilder) -> Result<Self> {
         let levels = cfg.ch_mult.len();
+        let g = cfg.norm_groups;
         let conv_in = conv3(3, cfg.ch, vb.pp("conv_in"))?;
         let mut block_in = cfg.ch;
         let mut down = Vec::with_capacity(levels);
@@ -41,10 +42,15 @@ impl Encoder {
             let mut block = Vec::new();
             let mut attn = Vec::new();
             for j in 0..cfg.num_res_blocks {
-                block.push(ResnetBlock::new(block_in, block_out, vl.pp("block").pp(j))?);
+                block.push(ResnetBlock::new(
+                    block_in,
+                    block_out,
+                    g,
+                    vl.pp("block").pp(j),
+                )?);
                 block_in = block_out;
                 if level == levels - 1 {
-                    attn.push(AttnBlock::new(block_in, vl.pp("attn").pp(j))?);
+                    attn.push(AttnBlock::new(block_in, g, vl.pp("attn").pp(j))?);
                 }
             }
             let downsample = if level + 1 != levels {
@@ -60,15 +66,15 @@ impl Encoder {
         }
         let vm = vb.pp("mid");
         let mid = Mid {
-            block_1: ResnetBlock::new(block_in, block_in, vm.pp("block_1"))?,
-            attn_1: AttnBlock::new(block_in, vm.pp("attn_1"))?,
-            block_2: ResnetBlock::new(block_in, block_in, vm.pp("block_2"))?,
+            block_1: ResnetBlock::new(block_in, block_in, g, vm.pp("block_1"))?,
+            attn_1: AttnBlock::new(block_in, g, vm.pp("attn_1"))?,
+            block_2: ResnetBlock::new(block_in, block_in, g, vm.pp("block_2"))?,
         };
         Ok(Self {
             conv_in,
             down,
             mid,
-            norm_out: group_norm(block_in, vb.pp("norm_out"))?,
+            norm_out: group_norm(block_in, g, vb.pp("norm_out"))?,
             conv_out: conv3(block_in, cfg.cvae, vb.pp("conv_out"))?,
         })
     }
