@@ -6,6 +6,7 @@ pub mod engine;
 pub mod engine_load;
 pub mod error;
 pub mod events;
+pub mod fixture;
 pub mod generate;
 pub mod noise;
 pub mod params;
