@@ -133,7 +133,14 @@ fn help_and_version() {
     let o = varsr(&[os("--help")]);
     assert!(o.status.success());
     let help = text(&o).0;
-    for word in ["upscale", "convert", "info", "desktop app"] {
+    for word in [
+        "upscale",
+        "convert",
+        "info",
+        "parity",
+        "bench",
+        "desktop app",
+    ] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
 
@@ -151,6 +158,7 @@ fn help_and_version() {
         "--top-p",
         "--model",
         "--device",
+        "--dtype",
         "--format",
         "--quality",
         "--name",
@@ -383,4 +391,229 @@ fn convert_info_and_same_output() {
     let ib = image::open(b.join("in_varsr_x4.png")).unwrap().to_rgb8();
     assert_eq!(ia.dimensions(), (96, 80));
     assert!(ia == ib, "converted f32 weights must give the same image");
+}
+
+/// `varsr parity` on the real fixture (recorded by running the published code): every token identical at
+/// every scale, and the differences within the parity test's tolerances.
+#[test]
+fn parity_of_the_recorded_fixture_on_the_cpu() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity");
+    let o = varsr(&[os("parity"), os(root), os("--device"), os("cpu")]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("parity-d2"), "{stdout}");
+    assert!(
+        stdout.contains("token agreement: 100.00 % over 10 scales"),
+        "{stdout}"
+    );
+    // One row per scale of the fixture (patch numbers from its config.json), all identical.
+    let pns = [1, 2, 3, 4, 6, 9, 13, 18, 24, 32];
+    for (si, pn) in pns.iter().enumerate() {
+        let n = pn * pn;
+        let row = stdout
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|w| w.len() > 4 && w[0] == si.to_string() && w[1] == pn.to_string())
+            .unwrap_or_else(|| panic!("no row for scale {si}:\n{stdout}"));
+        assert_eq!(row[2], format!("{n}/{n}"), "{stdout}");
+        assert_eq!(row[3], "100.00", "{stdout}");
+    }
+    assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+}
+
+/// A copy of the fixture with one recorded token changed at scale 5 (of 9×9 = 81): our run now
+/// disagrees with the "reference" in exactly that token, which must fail an f32 check and be counted.
+#[test]
+fn parity_reports_and_fails_a_token_that_differs() {
+    use candle_core::{DType, Device, Tensor};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("altered");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["VARSR.pth", "VQVAE.pth", "config.json"] {
+        std::fs::copy(Path::new(MODEL).join(f), dir.join(f)).unwrap();
+    }
+    let mut reference = candle_core::safetensors::load(
+        Path::new(MODEL).join("reference.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let t = &reference["tokens_s5"];
+    let dtype = t.dtype();
+    let mut ids = t
+        .to_dtype(DType::I64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<i64>()
+        .unwrap();
+    assert_eq!(ids.len(), 81);
+    ids[40] = (ids[40] + 1) % 4096;
+    let altered = Tensor::from_vec(ids, t.dims(), &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap();
+    reference.insert("tokens_s5".into(), altered);
+    candle_core::safetensors::save(&reference, dir.join("reference.safetensors")).unwrap();
+
+    let o = varsr(&[os("parity"), dir.as_os_str(), os("--device"), os("cpu")]);
+    let (stdout, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("tokens differ first at scale 5"),
+        "{stdout}"
+    );
+    let row = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w.len() > 4 && w[0] == "5" && w[1] == "9")
+        .unwrap_or_else(|| panic!("no row for scale 5:\n{stdout}"));
+    assert_eq!(row[2], "80/81");
+    assert_eq!(row[3], format!("{:.2}", 8000.0 / 81.0));
+    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+}
+
+/// Half precision is for CUDA: asking for it on the CPU is a clear usage error before any work.
+#[test]
+fn half_precision_on_the_cpu_is_refused() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity");
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.png");
+    picture(8, 8).save(&input).unwrap();
+    let runs: [Vec<&std::ffi::OsStr>; 3] = [
+        vec![os("parity"), os(root)],
+        vec![os("bench"), os("--small")],
+        vec![os("upscale"), input.as_os_str(), os("--model"), os(MODEL)],
+    ];
+    for (args, dtype) in runs.iter().zip(["f16", "bf16", "f16"]) {
+        let mut args = args.clone();
+        args.extend([os("--device"), os("cpu"), os("--dtype"), os(dtype)]);
+        let o = varsr(&args);
+        let (stdout, stderr) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}\n{stdout}\n{stderr}");
+        assert!(
+            stderr.contains(&format!("--dtype {dtype}")) && stderr.contains("--device cuda"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!tmp.path().join("in_varsr_x4.png").exists());
+
+    let o = varsr(&[
+        os("parity"),
+        os("/nonexistent/fixtures"),
+        os("--device"),
+        os("cpu"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("/nonexistent/fixtures"));
+}
+
+/// Parses the phase table of `varsr bench`: rows by label, six numbers each.
+fn bench_rows(stdout: &str) -> Vec<(String, Vec<f64>)> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let (label, rest) = if let Some(r) = l.strip_prefix("warm-up") {
+                ("warm-up".to_string(), r)
+            } else if let Some(r) = l.strip_prefix("run ") {
+                let (n, r) = r.trim_start().split_once(' ')?;
+                (format!("run {n}"), r)
+            } else {
+                return None;
+            };
+            let v: Vec<f64> = rest
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            (v.len() == 6).then_some((label, v))
+        })
+        .collect()
+}
+
+/// `varsr bench --small` on the CPU: a warm-up and the asked-for runs, each with its phases; the phases
+/// inside the upscale fit in its total. Larger outputs are tiled (128 px tiles, a quarter overlap:
+/// 256 px = 32 latent cells need 3 tiles a side).
+#[test]
+fn bench_small_prints_phases() {
+    let o = varsr(&[
+        os("bench"),
+        os("--small"),
+        os("--runs"),
+        os("1"),
+        os("--device"),
+        os("cpu"),
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    for word in [
+        "encoder",
+        "transformer",
+        "refiner",
+        "decode",
+        "total",
+        "peak RSS:",
+    ] {
+        assert!(stdout.contains(word), "no {word}:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("output 128×128") && stdout.contains("1 tile of 128 px"),
+        "{stdout}"
+    );
+    let rows = bench_rows(&stdout);
+    let labels: Vec<&str> = rows.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(labels, ["warm-up", "run 1"], "{stdout}");
+    for (label, v) in &rows {
+        let [_encoder, transformer, refiner, decode, other, total] = v[..] else {
+            unreachable!()
+        };
+        assert!(v.iter().all(|&x| x >= 0.0), "{label}: {v:?}");
+        // Each of these takes milliseconds at least, even for the small model.
+        assert!(
+            transformer > 0.0 && refiner > 0.0 && decode > 0.0,
+            "{label}: {v:?}"
+        );
+        // Printed to the millisecond: the parts may exceed the total by rounding only.
+        assert!(
+            transformer + refiner + decode + other <= total + 0.003,
+            "{label}: {v:?}"
+        );
+    }
+    let rss = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("peak RSS: "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|m| m.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(rss > 1.0, "{stdout}");
+
+    let o = varsr(&[
+        os("bench"),
+        os("--small"),
+        os("--runs"),
+        os("1"),
+        os("--device"),
+        os("cpu"),
+        os("--size"),
+        os("256"),
+        os("--tile"),
+        os("128"),
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("output 256×256") && stdout.contains("9 tiles of 128 px (3×3)"),
+        "{stdout}"
+    );
+    assert_eq!(bench_rows(&stdout).len(), 2, "{stdout}");
+
+    let o = varsr(&[
+        os("bench"),
+        os("--small"),
+        os("--tile"),
+        os("512"),
+        os("--device"),
+        os("cpu"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("128 px"), "{:?}", text(&o));
 }

@@ -1,6 +1,12 @@
-//! `--device auto|cpu|cuda[:N]`.
+//! `--device auto|cpu|cuda[:N]` and `--dtype f32|f16|bf16`.
 
-use candle_core::Device;
+use candle_core::{DType, Device};
+
+pub use crate::pipeline::device::Precision;
+
+/// Why half precision is refused on a CPU.
+const HALF_ON_CPU: &str =
+    "half precision is meant for CUDA: on a CPU it is not faster, and it is not checked there";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceArg {
@@ -51,6 +57,30 @@ impl DeviceArg {
     }
 }
 
+impl DeviceArg {
+    /// Refuses, before anything is loaded, a precision that the asked-for device cannot run.
+    pub fn check_precision(self, precision: Precision) -> Result<(), String> {
+        match self {
+            DeviceArg::Cpu if precision != Precision::F32 => Err(format!(
+                "--dtype {precision} is not available with --device cpu ({HALF_ON_CPU}); use --dtype f32 or --device cuda"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The dtype to load the model in on an opened device (`name` as [`DeviceArg::open`] gave it), or why
+/// that combination is refused (half precision on a CPU, which `auto` may have fallen back to).
+pub fn model_dtype(device: &Device, name: &str, precision: Precision) -> Result<DType, String> {
+    if device.is_cpu() && precision != Precision::F32 {
+        return Err(format!(
+            "--dtype {precision} needs a CUDA device, but this runs on the {name} ({HALF_ON_CPU}); \
+             use --dtype f32 or --device cuda"
+        ));
+    }
+    Ok(precision.dtype())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +93,23 @@ mod tests {
         assert_eq!("cuda:2".parse(), Ok(DeviceArg::Cuda(2)));
         assert!("cuda:x".parse::<DeviceArg>().is_err());
         assert!("tpu".parse::<DeviceArg>().is_err());
+    }
+
+    #[test]
+    fn half_precision_is_refused_on_the_cpu() {
+        assert!(DeviceArg::Cpu.check_precision(Precision::F32).is_ok());
+        let e = DeviceArg::Cpu.check_precision(Precision::F16).unwrap_err();
+        assert!(
+            e.contains("--dtype f16") && e.contains("--device cpu"),
+            "{e}"
+        );
+        assert!(DeviceArg::Cuda(0).check_precision(Precision::Bf16).is_ok());
+        assert!(DeviceArg::Auto.check_precision(Precision::Bf16).is_ok());
+        assert_eq!(
+            model_dtype(&Device::Cpu, "CPU", Precision::F32),
+            Ok(DType::F32)
+        );
+        let e = model_dtype(&Device::Cpu, "CPU", Precision::Bf16).unwrap_err();
+        assert!(e.contains("bf16") && e.contains("CPU"), "{e}");
     }
 }

@@ -1,13 +1,15 @@
 //! The `varsr` command line: no arguments (or image files) opens the desktop app; `upscale`,
-//! `convert` and `info` work headless.
+//! `convert`, `info`, `parity` and `bench` work headless.
 
 pub mod bar;
+pub mod bench;
 pub mod convert;
 pub mod device;
 pub mod image_io;
 pub mod info;
 pub mod inputs;
 pub mod naming;
+pub mod parity;
 pub mod upscale;
 
 use std::path::PathBuf;
@@ -25,7 +27,9 @@ use clap::{Parser, Subcommand};
                   `varsr upscale` works from the command line, for scripts and batches.",
     args_conflicts_with_subcommands = true,
     after_help = "Examples:\n  varsr                       open the desktop app\n  varsr photo.jpg             open the app with a photo\n  \
-                  varsr upscale photo.jpg     write photo_varsr_x4.png beside it\n  varsr info model/           show a model's configuration"
+                  varsr upscale photo.jpg     write photo_varsr_x4.png beside it\n  varsr info model/           show a model's configuration\n  \
+                  varsr parity fixtures/      check the inference against the published code's values\n  \
+                  varsr bench                 time the released-size model (random weights)"
 )]
 pub struct Cli {
     /// Images to open in the desktop app.
@@ -44,6 +48,10 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Show a model's configuration.
     Info(info::InfoArgs),
+    /// Check the inference against fixtures recorded with the published VARSR code.
+    Parity(parity::ParityArgs),
+    /// Time upscales with a released-size model of random weights (no download).
+    Bench(bench::BenchArgs),
 }
 
 /// What `main` should do after parsing.
@@ -60,6 +68,8 @@ pub fn run(cli: Cli) -> Action {
         Some(Command::Upscale(a)) => Action::Exit(upscale::run(a)),
         Some(Command::Convert(a)) => Action::Exit(convert::run(a)),
         Some(Command::Info(a)) => Action::Exit(info::run(a)),
+        Some(Command::Parity(a)) => Action::Exit(parity::run(a)),
+        Some(Command::Bench(a)) => Action::Exit(bench::run(a)),
     }
 }
 
@@ -103,5 +113,29 @@ mod tests {
         };
         assert_eq!(a.width, Some(10));
         assert_eq!(a.device, device::DeviceArg::Cuda(1));
+        assert_eq!(a.dtype, device::Precision::F32);
+    }
+
+    #[test]
+    fn parity_and_bench_take_a_device_and_a_precision() {
+        let cli = Cli::try_parse_from([
+            "varsr", "parity", "a", "b", "--device", "cuda", "--dtype", "bf16",
+        ])
+        .unwrap();
+        let Some(Command::Parity(p)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(p.dirs.len(), 2);
+        assert_eq!(p.dtype, device::Precision::Bf16);
+        assert!(Cli::try_parse_from(["varsr", "parity"]).is_err());
+        assert!(Cli::try_parse_from(["varsr", "parity", "a", "--dtype", "f8"]).is_err());
+        let cli =
+            Cli::try_parse_from(["varsr", "bench", "--size", "2048", "--tile", "512"]).unwrap();
+        let Some(Command::Bench(b)) = cli.command else {
+            panic!()
+        };
+        assert_eq!((b.size, b.tile, b.runs), (Some(2048), Some(512), 3));
+        assert_eq!(b.dtype, device::Precision::F32);
+        assert!(Cli::try_parse_from(["varsr", "bench", "--runs", "0"]).is_err());
     }
 }

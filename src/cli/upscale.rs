@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::Args;
 
 use super::bar::BarObserver;
-use super::device::DeviceArg;
+use super::device::{self, DeviceArg, Precision};
 use super::image_io::{self, Extras, Format, SaveError};
 use super::inputs::{self, InputFile};
 use super::naming::{self, NameFields};
@@ -74,6 +74,11 @@ pub struct UpscaleArgs {
     /// Where to run: auto (CUDA when available, else CPU), cpu, cuda or cuda:N.
     #[arg(long, value_name = "DEVICE", default_value = "auto")]
     pub device: DeviceArg,
+
+    /// Precision of the model's weights and activations: f32, or f16/bf16 on CUDA only (logits,
+    /// normalisation, the latent and the refiner schedule stay in f32).
+    #[arg(long, value_name = "DTYPE", default_value_t = Precision::F32)]
+    pub dtype: Precision,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Png)]
@@ -239,7 +244,7 @@ enum Model {
 }
 
 pub fn run(args: UpscaleArgs) -> ExitCode {
-    if let Err(e) = naming::validate(&args.name) {
+    if let Err(e) = naming::validate(&args.name).and(args.device.check_precision(args.dtype)) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
@@ -370,7 +375,12 @@ fn load_engine(args: &UpscaleArgs) -> Result<Engine, String> {
         Some(p) => ModelSpec::Path(p.clone()),
         None => ModelSpec::Embedded,
     };
-    let engine = Engine::load(&spec, &device).map_err(|e| format!("cannot load the model: {e}"))?;
-    eprintln!("model: {} · {device_name}", engine.description);
+    let dtype = device::model_dtype(&device, &device_name, args.dtype)?;
+    let engine = Engine::load_with(&spec, &device, dtype)
+        .map_err(|e| format!("cannot load the model: {e}"))?;
+    eprintln!(
+        "model: {} · {device_name} · {}",
+        engine.description, args.dtype
+    );
     Ok(engine)
 }
