@@ -12,14 +12,14 @@ mkdir -p "$WORK/ckpt" "$WORK/logs"
 
 [ -d "$WORK/photos" ] && [ -n "$(ls -A "$WORK/photos" 2>/dev/null)" ] || scripts/fetch-training-data.sh "$WORK"
 
-cargo build --bin varsr-train
-BIN=target/debug/varsr-train
+cargo build --release --bin varsr-train
+BIN=target/release/varsr-train
 
 [ -f "$WORK/patches.bin" ] || "$BIN" train patches
 
 "$BIN" train tokenizer \
-    --steps "${TOKENIZER_STEPS:-360}" --stage1-steps "${TOKENIZER_STAGE1:-320}" \
-    --batch "${TOKENIZER_BATCH:-4}" --lr 2e-3 --save-every 20 --log-every 5 \
+    --steps "${TOKENIZER_STEPS:-800}" --stage1-steps "${TOKENIZER_STAGE1:-750}" \
+    --batch "${TOKENIZER_BATCH:-8}" --lr 2e-3 --continuous-prob 0.5 --save-every 20 --log-every 10 \
     2>&1 | tee -a "$WORK/logs/tokenizer.log"
 
 "$BIN" train transformer \

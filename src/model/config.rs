@@ -252,3 +252,20 @@ impl VqvaeConfig {
         1 << self.ch_mult.len().saturating_sub(1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_without_norm_groups_means_the_release_value() {
+        // Files converted before the field existed carry no `norm_groups`; basic_vae.py fixes 32.
+        let json = r#"{"vocab_size":4096,"cvae":32,"ch":160,"ch_mult":[1,1,2,2,4],
+                       "num_res_blocks":2,"num_phi":4}"#;
+        let cfg: VqvaeConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(cfg.norm_groups, 32);
+        let small: VqvaeConfig =
+            serde_json::from_str(&json.replace('}', r#","norm_groups":8}"#)).unwrap();
+        assert_eq!(small.norm_groups, 8);
+    }
+}
