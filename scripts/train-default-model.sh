@@ -12,8 +12,8 @@ mkdir -p "$WORK/ckpt" "$WORK/logs"
 
 [ -d "$WORK/photos" ] && [ -n "$(ls -A "$WORK/photos" 2>/dev/null)" ] || scripts/fetch-training-data.sh "$WORK"
 
-cargo build --release --bin varsr-train
-BIN=target/release/varsr-train
+cargo build --release
+BIN=target/release/varsr
 
 [ -f "$WORK/patches.bin" ] || "$BIN" train patches
 

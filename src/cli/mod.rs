@@ -52,6 +52,10 @@ pub enum Command {
     Parity(parity::ParityArgs),
     /// Time upscales with a released-size model of random weights (no download).
     Bench(bench::BenchArgs),
+    /// Train the built-in model from scratch (patches, tokenizer, transformer, export).
+    Train(crate::train::cli::TrainArgs),
+    /// Measure 4× quality (PSNR/SSIM on Y) against bicubic on a folder of high-resolution images.
+    Eval(crate::train::eval::EvalArgs),
 }
 
 /// What `main` should do after parsing.
@@ -70,6 +74,19 @@ pub fn run(cli: Cli) -> Action {
         Some(Command::Info(a)) => Action::Exit(info::run(a)),
         Some(Command::Parity(a)) => Action::Exit(parity::run(a)),
         Some(Command::Bench(a)) => Action::Exit(bench::run(a)),
+        Some(Command::Train(a)) => Action::Exit(report(crate::train::cli::run(a))),
+        Some(Command::Eval(a)) => Action::Exit(report(crate::train::eval::run(a))),
+    }
+}
+
+/// Training and evaluation return `anyhow` errors; print them with their causes.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
