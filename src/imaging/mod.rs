@@ -5,11 +5,15 @@
 pub mod alpha;
 pub mod color_fix;
 pub mod error;
+mod jpeg_meta;
 pub mod load;
 pub mod metrics;
 pub mod pil_resize;
 pub mod save;
+mod settings_meta;
 pub mod tensor;
+mod webp_meta;
+mod xmp;
 
 pub use alpha::{bleed_transparent, combine, recombine, split_rgba, upscale_alpha};
 pub use color_fix::{ChannelStats, adain_color_fix, adain_color_fix_to_lr};
@@ -20,6 +24,7 @@ pub use load::{
 pub use metrics::{psnr_y, rgb_to_y, ssim_y};
 pub use pil_resize::{resize_f32, resize_gray, resize_rgb, resize_u8};
 pub use save::{
-    OutputFormat, SaveOptions, encode, read_png_metadata, read_png_metadata_from_memory, save,
+    OutputFormat, SaveOptions, encode, read_png_metadata, read_png_metadata_from_memory,
+    read_settings, read_settings_from_memory, save,
 };
 pub use tensor::{from_unit_f32, to_model_input, unit_to_u8_round};

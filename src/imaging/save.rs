@@ -1,13 +1,19 @@
 //! Saving results: PNG, JPEG or WebP, with metadata, written atomically and never replacing an
 //! existing file unless asked.
 //!
-//! * **PNG** (via the `png` crate, because `image`'s encoder cannot write text chunks): the
-//!   generation settings go in a text chunk with keyword `"varsr"` (tEXt when the JSON is
-//!   Latin-1, iTXt (UTF-8) otherwise), plus `"Software"`; ICC as iCCP, EXIF as eXIf.
-//! * **JPEG**: quality 1–100; ICC and EXIF are kept; there is no settings chunk. JPEG has no
-//!   alpha, so a transparent result is flattened onto white.
+//! The generation settings (JSON) are stored in every format, and [`read_settings`] reads them
+//! back from any of them:
+//! * **PNG** (via the `png` crate, because `image`'s encoder cannot write text chunks): a text
+//!   chunk with keyword `"varsr"` (tEXt when the JSON is Latin-1, iTXt (UTF-8) otherwise), plus
+//!   `"Software"`; ICC as iCCP, EXIF as eXIf.
+//! * **JPEG**: quality 1–100; ICC and EXIF are kept; the settings are a COM segment `varsr:` +
+//!   JSON (UTF-8) after the APPn segments; longer than one segment holds (65527 bytes), it is
+//!   split at character boundaries into consecutive COM segments, the later ones starting with
+//!   `varsr+:`. JPEG has no alpha, so a transparent result is flattened onto white.
 //! * **WebP**: `image`'s encoder is **lossless only**, so the quality setting is ignored (files are
-//!   larger than a lossy WebP would be). ICC and EXIF are kept; no settings chunk.
+//!   larger than a lossy WebP would be). ICC and EXIF are kept; the settings are an XMP packet
+//!   (`varsr:settings` in the namespace [`XMP_NAMESPACE`]), which makes the file use the extended
+//!   (VP8X) layout.
 //!
 //! EXIF always gets its orientation reset to 1, since the pixels are already upright.
 //! The file is written to a temporary name in the destination folder, synced, then moved into
@@ -15,16 +21,20 @@
 //! folder must exist (it is not created).
 
 use super::error::{ImagingError, Result};
+use super::{jpeg_meta, webp_meta, xmp};
 use image::metadata::Orientation;
 use image::{GrayImage, ImageEncoder, RgbImage};
 use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub use super::settings_meta::{read_settings, read_settings_from_memory};
+pub use super::xmp::NAMESPACE as XMP_NAMESPACE;
+
 /// PNG text keyword that holds the generation settings (JSON).
 pub const SETTINGS_KEY: &str = "varsr";
 
-/// Value of the PNG "Software" chunk.
+/// Value of the PNG "Software" chunk and of the WebP XMP `xmp:CreatorTool`.
 pub const SOFTWARE: &str = concat!("VARSR Studio ", env!("CARGO_PKG_VERSION"));
 
 /// Output encoding.
@@ -85,7 +95,7 @@ impl OutputFormat {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SaveOptions {
     pub format: OutputFormat,
-    /// Generation settings as a JSON string (PNG only; see the module docs).
+    /// Generation settings as a JSON string, stored in every format (see the module docs).
     pub settings_json: Option<String>,
     /// ICC profile to embed, usually [`LoadedImage::icc`](super::LoadedImage::icc).
     pub icc: Option<Vec<u8>>,
@@ -183,7 +193,10 @@ pub fn encode(rgb: &RgbImage, alpha: Option<&GrayImage>, options: &SaveOptions) 
                 image::ExtendedColorType::Rgb8,
             )
             .map_err(|e| encode_err(e.to_string()))?;
-            Ok(out)
+            match &options.settings_json {
+                Some(json) => jpeg_meta::insert_settings(&out, json).map_err(encode_err),
+                None => Ok(out),
+            }
         }
         OutputFormat::WebP => {
             let mut out = Vec::new();
@@ -192,7 +205,11 @@ pub fn encode(rgb: &RgbImage, alpha: Option<&GrayImage>, options: &SaveOptions) 
             let (data, color) = interleave(rgb, alpha);
             enc.write_image(&data, rgb.width(), rgb.height(), color)
                 .map_err(|e| encode_err(e.to_string()))?;
-            Ok(out)
+            match &options.settings_json {
+                Some(json) => webp_meta::add_xmp(&out, xmp::packet(json, SOFTWARE).as_bytes())
+                    .map_err(encode_err),
+                None => Ok(out),
+            }
         }
     }
 }
@@ -342,9 +359,9 @@ fn create_temp(dir: &Path, name: &str) -> std::io::Result<(PathBuf, std::fs::Fil
     Err(last_err.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
 }
 
-/// The `"varsr"` settings JSON of a PNG written by [`save`], or `None` if the file is not a
-/// readable PNG or has no such chunk (only chunks before the image data are looked at, which is
-/// where [`save`] and most tools put them).
+/// The `"varsr"` settings JSON of a PNG written by [`save`] ([`read_settings`] reads every
+/// format), or `None` if the file is not a readable PNG or has no such chunk (only chunks before
+/// the image data are looked at, which is where [`save`] and most tools put them).
 pub fn read_png_metadata(path: impl AsRef<Path>) -> Option<String> {
     let file = std::fs::File::open(path).ok()?;
     read_png_text(std::io::BufReader::new(file), SETTINGS_KEY)
@@ -355,7 +372,10 @@ pub fn read_png_metadata_from_memory(bytes: &[u8]) -> Option<String> {
     read_png_text(std::io::Cursor::new(bytes), SETTINGS_KEY)
 }
 
-fn read_png_text<R: std::io::BufRead + std::io::Seek>(r: R, key: &str) -> Option<String> {
+pub(super) fn read_png_text<R: std::io::BufRead + std::io::Seek>(
+    r: R,
+    key: &str,
+) -> Option<String> {
     let reader = png::Decoder::new(r).read_info().ok()?;
     let info = reader.info();
     info.uncompressed_latin1_text
@@ -379,3 +399,7 @@ fn read_png_text<R: std::io::BufRead + std::io::Seek>(r: R, key: &str) -> Option
 #[cfg(test)]
 #[path = "save_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "save_settings_tests.rs"]
+mod settings_tests;

@@ -8,7 +8,7 @@ fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/imaging/save")
 }
 
-fn sample(w: u32, h: u32) -> (RgbImage, GrayImage) {
+pub(super) fn sample(w: u32, h: u32) -> (RgbImage, GrayImage) {
     let rgb = RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([
             (x * 37 % 256) as u8,
@@ -21,7 +21,7 @@ fn sample(w: u32, h: u32) -> (RgbImage, GrayImage) {
 }
 
 /// A minimal little-endian EXIF block: IFD0 with Orientation (SHORT) and Make (ASCII).
-fn exif_block(orientation: u16) -> Vec<u8> {
+pub(super) fn exif_block(orientation: u16) -> Vec<u8> {
     let mut e = b"II*\0".to_vec();
     e.extend(8u32.to_le_bytes());
     e.extend(2u16.to_le_bytes());
@@ -42,7 +42,9 @@ fn exif_block(orientation: u16) -> Vec<u8> {
     e
 }
 
-fn decoder_metadata(bytes: &[u8]) -> (Option<Vec<u8>>, Option<Vec<u8>>, image::DynamicImage) {
+pub(super) fn decoder_metadata(
+    bytes: &[u8],
+) -> (Option<Vec<u8>>, Option<Vec<u8>>, image::DynamicImage) {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .unwrap();
