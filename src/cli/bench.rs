@@ -78,7 +78,7 @@ pub struct BenchArgs {
     pub small: bool,
 }
 
-/// The model sizes to build: the released VARSR (depth 24, 1.1 B parameters), or a tiny one.
+/// The model sizes to build: the released VARSR (depth 24, 1.1 B parameters), or the built-in one.
 fn configs(small: bool) -> (&'static str, VarConfig, VqvaeConfig) {
     if !small {
         return (
@@ -87,31 +87,12 @@ fn configs(small: bool) -> (&'static str, VarConfig, VqvaeConfig) {
             VqvaeConfig::release(),
         );
     }
-    let var = VarConfig {
-        depth: 4,
-        embed_dim: 256,
-        num_heads: 4,
-        mlp_hidden: 1024,
-        vocab_size: 4096,
-        cvae: 32,
-        num_classes: 2,
-        patch_nums: vec![1, 2, 3, 4, 6, 8, 11, 16],
-        encoder_channels: vec![32, 64, 128, 256],
-        prefix_side: 16,
-        refiner_width: 256,
-        refiner_depth: 3,
-        refiner_freq_dim: 256,
-    };
-    let vae = VqvaeConfig {
-        vocab_size: 4096,
-        cvae: 32,
-        ch: 64,
-        ch_mult: vec![1, 1, 2, 2],
-        num_res_blocks: 2,
-        num_phi: 4,
-        norm_groups: 8,
-    };
-    ("small (depth 4, not the real model)", var, vae)
+    // The built-in model's sizes, so that `--small --size 512` times its 128→512 px upscale.
+    (
+        "built-in model's size (depth 4, 128 px tiles)",
+        crate::train::small::var_config(),
+        crate::train::small::vqvae_config(),
+    )
 }
 
 /// Seeded random weights built directly in `dtype` on `device` (never a full f32 copy on the GPU).
