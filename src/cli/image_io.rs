@@ -1,5 +1,5 @@
 //! Reading inputs and writing outputs for the command line, over `imaging`'s loader and saver
-//! (EXIF orientation applied and reset, alpha and ICC kept, settings in a PNG text chunk, atomic
+//! (EXIF orientation applied and reset, alpha and ICC kept, settings in the file's metadata, atomic
 //! writes, no replacing of existing files unless asked).
 
 use std::path::{Path, PathBuf};
@@ -47,7 +47,7 @@ pub enum SaveError {
 /// What goes into the file besides the pixels.
 #[derive(Clone, Debug, Default)]
 pub struct Extras {
-    /// Generation settings (JSON; written to PNG only).
+    /// Generation settings (JSON: a PNG text chunk, a JPEG comment, WebP XMP).
     pub settings_json: Option<String>,
     pub icc: Option<Vec<u8>>,
     pub exif: Option<Vec<u8>>,

@@ -194,7 +194,7 @@ impl UpscaleArgs {
     }
 }
 
-/// The settings of a result as JSON (the `varsr` PNG text chunk, as the desktop app writes).
+/// The settings of a result as JSON (PNG text chunk `varsr`, JPEG comment, WebP XMP; as the desktop app writes).
 pub fn settings_json(args: &UpscaleArgs, model: &str, input: &Path, out: &UpscaleOutput) -> String {
     let p = args.params();
     let plan = &out.plan;
