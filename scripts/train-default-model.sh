@@ -19,7 +19,7 @@ BIN=target/release/varsr
 
 "$BIN" train tokenizer \
     --steps "${TOKENIZER_STEPS:-800}" --stage1-steps "${TOKENIZER_STAGE1:-750}" \
-    --batch "${TOKENIZER_BATCH:-8}" --lr 2e-3 --continuous-prob 0.5 --save-every 20 --log-every 10 \
+    --batch "${TOKENIZER_BATCH:-8}" --lr 3e-4 --continuous-prob 0.5 --save-every 20 --log-every 10 \
     2>&1 | tee -a "$WORK/logs/tokenizer.log"
 
 "$BIN" train transformer \

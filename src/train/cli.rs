@@ -104,6 +104,10 @@ pub struct TokenizerArgs {
     pub log_every: usize,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Fine-tune only the decoder (tokens stay as they are; run it beside `train transformer`
+    /// with a copy of the tokenizer checkpoint).
+    #[arg(long)]
+    pub decoder_only: bool,
 }
 
 impl TokenizerArgs {
@@ -121,6 +125,7 @@ impl TokenizerArgs {
             save_every: self.save_every,
             log_every: self.log_every,
             seed: self.seed,
+            decoder_only: self.decoder_only,
         })
     }
 }

@@ -60,6 +60,9 @@ pub struct TokenizerRun {
     pub save_every: usize,
     pub log_every: usize,
     pub seed: u64,
+    /// Train only `post_quant_conv` and the decoder: the encoder, codebook and φ (everything the
+    /// transformer's targets depend on) stay frozen, so the transformer can train at the same time.
+    pub decoder_only: bool,
 }
 
 pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
@@ -107,7 +110,11 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
             })
             .collect();
         let x = batch_tensor(&imgs, &dev)?;
-        let fl = tok.encode(&x)?;
+        let fl = if run.decoder_only {
+            tok.encode(&x)?.detach()
+        } else {
+            tok.encode(&x)?
+        };
         let scales = if stage2 && rng.random_bool(run.scale_dropout) {
             rng.random_range(1..pns.len())
         } else {
@@ -128,7 +135,11 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
         let diff = (&rec - &x)?;
         let l1 = diff.abs()?.mean_all()?;
         let l2 = diff.sqr()?.mean_all()?;
-        let loss = (((&l1 + &l2)? + &q.vq_loss)? + latent_hinge(&fl)?)?;
+        let loss = if run.decoder_only {
+            (&l1 + &l2)?
+        } else {
+            (((&l1 + &l2)? + &q.vq_loss)? + latent_hinge(&fl)?)?
+        };
         let grads = loss.backward()?;
         let norm = opt.grad_norm(&grads)?;
         let lr = lr_at(opt.step, run.steps, 100, run.lr, 0.1);
@@ -139,7 +150,7 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
         acc[3] += 1.0;
         acc[4] += l2.to_scalar::<f32>()? as f64;
         let every = if opt.step <= 500 { 20 } else { 100 };
-        if opt.step == 1 || opt.step % every == 0 {
+        if !run.decoder_only && (opt.step == 1 || opt.step % every == 0) {
             let n = restart_dead_codes(&tok, &varmap, &q.rest_rows, &mut hits, &mut rng)?;
             if n > 0 {
                 println!("restarted {n} unused codes");
