@@ -285,3 +285,68 @@ fn exported_model_loads_in_the_engine() -> anyhow::Result<()> {
     assert_eq!(engine.tile_px(), small::TILE_PX);
     Ok(())
 }
+
+/// `--decoder-only` must leave everything the transformer's targets depend on (encoder,
+/// `quant_conv`, codebook, φ) bit for bit as it was, and still train the decoder.
+#[test]
+fn decoder_only_training_freezes_the_tokens() -> anyhow::Result<()> {
+    use super::loops::{TokenizerRun, train_tokenizer};
+    let dir = tempfile::tempdir()?;
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos)?;
+    let img = image::RgbImage::from_fn(192, 128, |x, y| {
+        image::Rgb([
+            (x * 7 % 256) as u8,
+            (y * 5 % 256) as u8,
+            ((x * y) % 251) as u8,
+        ])
+    });
+    img.save(photos.join("a.png"))?;
+    let patches = dir.path().join("p.bin");
+    let side = small::TILE_PX;
+    super::data::build_patches(
+        &photos,
+        &patches,
+        &dir.path().join("held"),
+        side,
+        64,
+        0,
+        64,
+        1,
+    )?;
+    let ckpt = dir.path().join("tok.safetensors");
+    let run = |steps: usize, decoder_only: bool| {
+        train_tokenizer(&TokenizerRun {
+            patches: patches.clone(),
+            checkpoint: ckpt.clone(),
+            steps,
+            stage1_steps: steps,
+            batch: 1,
+            crop: 64,
+            lr: 1e-3,
+            scale_dropout: 0.0,
+            continuous_prob: 0.5,
+            save_every: 100,
+            log_every: 100,
+            seed: 3,
+            decoder_only,
+        })
+    };
+    run(1, false)?;
+    let before = checkpoint::load_frozen(&ckpt)?;
+    run(3, true)?;
+    let after = checkpoint::load_frozen(&ckpt)?;
+    let (mut frozen, mut trained) = (0, 0);
+    for (name, t) in &before {
+        let d = max_diff(t, &after[name])?;
+        if name.starts_with("decoder.") || name.starts_with("post_quant_conv.") {
+            trained += usize::from(d > 0.0);
+        } else {
+            assert_eq!(d, 0.0, "{name} changed in decoder-only training");
+            frozen += 1;
+        }
+    }
+    assert!(frozen > 10, "only {frozen} frozen tensors checked");
+    assert!(trained > 10, "only {trained} decoder tensors moved");
+    Ok(())
+}
