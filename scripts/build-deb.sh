@@ -61,3 +61,23 @@ echo "== contents of $deb"
 dpkg-deb --info "$deb" | sed -n '/Package:/,$p'
 dpkg-deb --contents "$deb"
 echo "built $deb ($(du -h "$deb" | cut -f1))"
+
+# Install it into an empty root, as on a fresh system (dependencies are not there, so they are not
+# checked), then check what landed: the desktop entry validates and the binary runs.
+echo "== dpkg -i into an empty root"
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates" "$root/var/lib/dpkg/triggers"
+touch "$root/var/lib/dpkg/status"
+dpkg --root="$root" --force-depends --force-script-chrootless --log=/dev/null -i "$deb"
+installed_desktop="$root/usr/share/applications/$(basename "$desktop")"
+[[ -f "$installed_desktop" ]] || { echo "build-deb.sh: the desktop entry was not installed" >&2; exit 1; }
+if command -v desktop-file-validate >/dev/null; then
+    desktop-file-validate "$installed_desktop"
+fi
+for f in usr/bin/varsr usr/share/metainfo/"$(basename "$metainfo")" usr/share/man/man1/varsr.1.gz \
+    usr/share/icons/hicolor/scalable/apps/io.github.varsr_studio.VarsrStudio.svg; do
+    [[ -e "$root/$f" ]] || { echo "build-deb.sh: /$f is missing from the installed package" >&2; exit 1; }
+done
+"$root/usr/bin/varsr" --version
+echo "installed and checked in an empty root: ok"
