@@ -91,7 +91,11 @@ impl Engine {
             &|n: &str| var_w.shape(n),
             declared.as_ref().map(|m| m.var.patch_nums.clone()),
         )?;
-        let vae_cfg = VqvaeConfig::from_shapes(&|n: &str| vae_w.shape(n))?;
+        let mut vae_cfg = VqvaeConfig::from_shapes(&|n: &str| vae_w.shape(n))?;
+        // The group count is in no tensor's shape: only the metadata can say it differs from 32.
+        if let Some(m) = &declared {
+            vae_cfg.norm_groups = m.vqvae.norm_groups;
+        }
         if var_cfg.vocab_size != vae_cfg.vocab_size || var_cfg.cvae != vae_cfg.cvae {
             return Err(Error::Invalid(format!(
                 "{origin}: the transformer predicts {} codes of {} channels but the VQVAE has {} codes of {}",

@@ -81,8 +81,8 @@ fn training_twins_equal_the_inference_modules() -> Result<()> {
     let cfg = tiny_vqvae();
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
-    let fe = FastEncoder::new(&cfg, 32, vb.pp("encoder"))?;
-    let fd = FastDecoder::new(&cfg, 32, vb.pp("decoder"))?;
+    let fe = FastEncoder::new(&cfg, cfg.norm_groups, vb.pp("encoder"))?;
+    let fd = FastDecoder::new(&cfg, cfg.norm_groups, vb.pp("decoder"))?;
     let fc = FastConEmbedding::new(&[4, 8, 8], 32, vb.pp("con_embedding"))?;
     randomize(&vm, 0.3, 1)?;
     let enc = Encoder::new(&cfg, vb.pp("encoder"))?;
