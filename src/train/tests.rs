@@ -242,6 +242,22 @@ fn losses_fall_when_overfitting_one_batch() -> anyhow::Result<()> {
         let (var, enc) = build()?;
         let l = losses(&var, &enc, &m, &batch, &dl, 4, &mut rng)?;
         let g = l.total.backward()?;
+        if first.is_none() {
+            // The LR reaches the loss: every tensor of the LR encoder gets a gradient.
+            let data = vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            let enc_vars: Vec<_> = data
+                .iter()
+                .filter(|(k, _)| k.starts_with("con_embedding."))
+                .collect();
+            assert!(!enc_vars.is_empty());
+            for (k, v) in enc_vars {
+                let gk = g
+                    .get(v.as_tensor())
+                    .ok_or_else(|| anyhow::anyhow!("no grad {k}"))?;
+                let norm = gk.sqr()?.sum_all()?.to_scalar::<f32>()?;
+                assert!(norm > 0.0, "zero gradient for {k}");
+            }
+        }
         opt.step(&g, 3e-3, 1.0)?;
         first.get_or_insert(l.ce);
         last = l.ce;
