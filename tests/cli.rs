@@ -617,3 +617,41 @@ fn bench_small_prints_phases() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("128 px"), "{:?}", text(&o));
 }
+
+/// `varsr eval`: the bicubic baseline row equals an independent computation of the SR papers'
+/// protocol (tests/fixtures/gen/gen_eval_bicubic.py: Pillow bicubic ↓4 ↑4, BT.601 Y, 4-px crop),
+/// and the model's row is there, finite, with its outputs saved for LPIPS.
+#[test]
+fn eval_reports_bicubic_as_the_papers_compute_it() {
+    let hr_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/quality");
+    let out = tempfile::tempdir().unwrap();
+    let o = varsr(&[
+        os("eval"),
+        os(hr_dir),
+        os("--model"),
+        os(MODEL),
+        os("--cfg"),
+        os("6"),
+        os("--out"),
+        out.path().as_os_str(),
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let row = |name: &str| -> Vec<f64> {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row:\n{stdout}"));
+        line[name.len()..]
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let bicubic = row("bicubic");
+    assert!((bicubic[0] - 30.183527).abs() < 2e-3, "{stdout}");
+    let model = row("model cfg 6");
+    assert!(model.iter().all(|v| v.is_finite()), "{stdout}");
+    for sub in ["hr", "bicubic", "cfg6"] {
+        assert!(out.path().join(sub).join("bird.png").is_file(), "{sub}");
+    }
+}

@@ -27,6 +27,7 @@ fn built_in_model_upscales_a_held_out_photo() {
         out: None,
         seed: 42,
         limit: None,
+        tokenizer: None,
     };
     let scores = evaluate(&engine, &args).expect("evaluation runs");
     let (bicubic, unguided, guided) = (&scores[0], &scores[1], &scores[2]);

@@ -10,6 +10,10 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use image::RgbImage;
 
+use super::loops::{batch_tensor, load_tokenizer};
+use super::small;
+use super::tokenizer::Tokenizer;
+use crate::imaging::tensor::from_unit_f32;
 use crate::imaging::{psnr_y, resize_rgb, ssim_y};
 use crate::pipeline::engine::ModelSpec;
 use crate::pipeline::events::Silent;
@@ -36,6 +40,11 @@ pub struct EvalArgs {
     /// Use at most this many images.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// A tokenizer training checkpoint (`work-data/ckpt/tokenizer*.safetensors`): also report its
+    /// own reconstruction of each HR image (encode, decode the continuous latent), the ceiling of any
+    /// model built on it.
+    #[arg(long, value_name = "CKPT")]
+    pub tokenizer: Option<PathBuf>,
 }
 
 /// Mean metrics of one method over the images.
@@ -109,6 +118,14 @@ pub fn evaluate(engine: &Engine, args: &EvalArgs) -> Result<Vec<Scores>> {
             ..Default::default()
         })
         .collect();
+    let tokenizer = match &args.tokenizer {
+        Some(p) => Some(load_tokenizer(p, &Device::Cpu)?),
+        None => None,
+    };
+    let mut ceiling = Scores {
+        name: "tokenizer ceiling".into(),
+        ..Default::default()
+    };
     let mut files = list_images(&args.hr_dir)?;
     if let Some(l) = args.limit {
         files.truncate(l);
@@ -131,6 +148,16 @@ pub fn evaluate(engine: &Engine, args: &EvalArgs) -> Result<Vec<Scores>> {
             ssim_y(&hr, &bic, SCALE)?,
             t.elapsed().as_secs_f64(),
         );
+        if let Some(tok) = &tokenizer {
+            let t = Instant::now();
+            let (crop, rec) = reconstruct(tok, &hr)?;
+            ceiling.add(
+                psnr_y(&crop, &rec, SCALE)?,
+                ssim_y(&crop, &rec, SCALE)?,
+                t.elapsed().as_secs_f64(),
+            );
+            save(&args.out, "tokenizer", &name, &rec)?;
+        }
         save(&args.out, "hr", &name, &hr)?;
         save(&args.out, "bicubic", &name, &bic)?;
         for (g, scores) in cfgs.iter().zip(model.iter_mut()) {
@@ -160,8 +187,22 @@ pub fn evaluate(engine: &Engine, args: &EvalArgs) -> Result<Vec<Scores>> {
         }
     }
     let mut all = vec![bicubic.mean()];
+    if tokenizer.is_some() {
+        all.push(ceiling.mean());
+    }
     all.extend(model.into_iter().map(Scores::mean));
     Ok(all)
+}
+
+/// `hr` cropped to whole latent cells, and the tokenizer's continuous reconstruction of it.
+fn reconstruct(tok: &Tokenizer, hr: &RgbImage) -> Result<(RgbImage, RgbImage)> {
+    let f = small::vqvae_config().downsample() as u32;
+    let (w, h) = (hr.width() / f * f, hr.height() / f * f);
+    let crop = image::imageops::crop_imm(hr, 0, 0, w, h).to_image();
+    let x = batch_tensor(std::slice::from_ref(&crop), &Device::Cpu)?;
+    let y = ((tok.decode(&tok.encode(&x)?)?.clamp(-1f32, 1f32)? + 1.0)? / 2.0)?;
+    let chw = y.flatten_all()?.to_vec1::<f32>()?;
+    Ok((crop, from_unit_f32(&chw, w, h)))
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
