@@ -530,19 +530,20 @@ fn bench_rows(stdout: &str) -> Vec<(String, Vec<f64>)> {
         .collect()
 }
 
+/// `varsr bench --small --runs 1 --device cpu <extra>`.
+fn bench_small(extra: &[&str]) -> Output {
+    let mut args = vec![os("bench"), os("--small"), os("--runs"), os("1")];
+    args.extend([os("--device"), os("cpu")]);
+    args.extend(extra.iter().map(os));
+    varsr(&args)
+}
+
 /// `varsr bench --small` on the CPU: a warm-up and the asked-for runs, each with its phases; the phases
 /// inside the upscale fit in its total. Larger outputs are tiled (128 px tiles, a quarter overlap:
 /// 256 px = 32 latent cells need 3 tiles a side).
 #[test]
 fn bench_small_prints_phases() {
-    let o = varsr(&[
-        os("bench"),
-        os("--small"),
-        os("--runs"),
-        os("1"),
-        os("--device"),
-        os("cpu"),
-    ]);
+    let o = bench_small(&[]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stdout}\n{stderr}");
     for word in [
@@ -586,18 +587,7 @@ fn bench_small_prints_phases() {
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(rss > 1.0, "{stdout}");
 
-    let o = varsr(&[
-        os("bench"),
-        os("--small"),
-        os("--runs"),
-        os("1"),
-        os("--device"),
-        os("cpu"),
-        os("--size"),
-        os("256"),
-        os("--tile"),
-        os("128"),
-    ]);
+    let o = bench_small(&["--size", "256", "--tile", "128"]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stdout}\n{stderr}");
     assert!(
@@ -606,14 +596,7 @@ fn bench_small_prints_phases() {
     );
     assert_eq!(bench_rows(&stdout).len(), 2, "{stdout}");
 
-    let o = varsr(&[
-        os("bench"),
-        os("--small"),
-        os("--tile"),
-        os("512"),
-        os("--device"),
-        os("cpu"),
-    ]);
+    let o = bench_small(&["--tile", "512"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("128 px"), "{:?}", text(&o));
 }
