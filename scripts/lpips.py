@@ -4,7 +4,8 @@
 DIR holds hr/ and one folder per method (bicubic/, cfg6/, ...), same file names. Prints the mean
 ST-LPIPS of each method against hr/ (lower is better).
 
-Needs: pip install torch stlpips-pytorch pillow numpy   (plain PyPI; torch is large)
+Needs: pip install torch torchvision stlpips-pytorch ipython torchsummary pillow numpy
+(plain PyPI; torch is large; stlpips-pytorch imports IPython and torchsummary without declaring them)
 Usage: scripts/lpips.py DIR
 """
 import os
@@ -35,8 +36,11 @@ def main():
             p = os.path.join(root, m, n)
             if not os.path.exists(p):
                 continue
+            a, b = load(os.path.join(hr_dir, n)), load(p)
+            # The tokenizer's reconstructions cover whole latent cells: compare the common top-left part.
+            h, w = min(a.shape[2], b.shape[2]), min(a.shape[3], b.shape[3])
             with torch.no_grad():
-                vals.append(float(metric(load(os.path.join(hr_dir, n)), load(p))))
+                vals.append(float(metric(a[:, :, :h, :w], b[:, :, :h, :w])))
         if vals:
             print(f"{m:<12} {np.mean(vals):>9.4f}")
 
