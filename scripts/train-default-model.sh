@@ -35,7 +35,7 @@ RAYON_NUM_THREADS=1 "$BIN" train tokenizer --decoder-only \
     >>"$WORK/logs/decoder.log" 2>&1 &
 decoder=$!
 RAYON_NUM_THREADS=1 "$BIN" train transformer \
-    --steps "${TRANSFORMER_STEPS:-750}" --batch "${TRANSFORMER_BATCH:-8}" --warmup 50 \
+    --steps "${TRANSFORMER_STEPS:-1300}" --batch "${TRANSFORMER_BATCH:-8}" --lr 1e-3 --warmup 50 \
     --save-every 25 --log-every 5 \
     2>&1 | tee -a "$WORK/logs/transformer.log"
 wait "$decoder"
