@@ -72,8 +72,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
-    /// A tiny model (depth 4, width 256, 128 px tiles) instead of the released size, for quick
-    /// checks and tests; its times say nothing about the real model.
+    /// The built-in model's size (depth 4, width 128, 128 px tiles) instead of the released one:
+    /// quick checks, and the built-in model's speed (`--small --size 512` is a 128→512 upscale).
     #[arg(long)]
     pub small: bool,
 }
