@@ -5,16 +5,12 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Tensor};
 use clap::Args;
 use image::{Rgb, RgbImage};
 
 use super::device::{self, DeviceArg, Precision};
 use crate::model::config::{VarConfig, VqvaeConfig};
-use crate::model::random_init::RandomInit;
-use crate::model::var::Var;
-use crate::model::vqvae::Vqvae;
 use crate::pipeline::engine::Engine;
 use crate::pipeline::upscale::{self as up, TargetSize, UpscaleInput, UpscaleOptions};
 use crate::pipeline::{Observer, Progress, SamplingParams, SeededNoise};
@@ -93,35 +89,6 @@ fn configs(small: bool) -> (&'static str, VarConfig, VqvaeConfig) {
         crate::train::small::var_config(),
         crate::train::small::vqvae_config(),
     )
-}
-
-/// Seeded random weights built directly in `dtype` on `device` (never a full f32 copy on the GPU).
-fn random_engine(
-    label: &str,
-    var_cfg: VarConfig,
-    vae_cfg: VqvaeConfig,
-    seed: u64,
-    device: &Device,
-    dtype: DType,
-) -> Result<Engine, String> {
-    let vb = |s| VarBuilder::from_backend(Box::new(RandomInit::new(s)), dtype, device.clone());
-    let var = Var::new(var_cfg, vb(seed)).map_err(|e| e.to_string())?;
-    let vae = Vqvae::new(vae_cfg, vb(seed ^ 0x9e37)).map_err(|e| e.to_string())?;
-    let c = &var.config;
-    let description = format!(
-        "random weights, {label}: depth {}, width {}, {} scales, {} px tiles",
-        c.depth,
-        c.embed_dim,
-        c.patch_nums.len(),
-        c.final_side() * vae.downsample()
-    );
-    Ok(Engine {
-        var,
-        vae,
-        device: device.clone(),
-        description,
-        preview_map: Default::default(),
-    })
 }
 
 /// Seconds per phase of one run.
@@ -307,7 +274,7 @@ fn bench(args: &BenchArgs) -> Result<(), (u8, String)> {
     let dtype = device::model_dtype(&device, &device_name, args.dtype).map_err(usage)?;
 
     let t = Instant::now();
-    let engine = random_engine(label, var_cfg, vae_cfg, args.seed, &device, dtype)
+    let engine = Engine::random_with(var_cfg, vae_cfg, args.seed, &device, dtype)
         .map_err(|e| failed(format!("cannot build the model: {e}")))?;
     device.synchronize().map_err(|e| failed(e.to_string()))?;
     let build = t.elapsed().as_secs_f64();
@@ -326,7 +293,10 @@ fn bench(args: &BenchArgs) -> Result<(), (u8, String)> {
     };
     let plan =
         up::plan(&engine, input.rgb.dimensions(), &opts).map_err(|e| usage(e.to_string()))?;
-    println!("model: {} · built in {build:.1} s", engine.description);
+    println!(
+        "model: {label}, {} · built in {build:.1} s",
+        engine.description
+    );
     println!(
         "device: {device_name} · {} · cfg {} · output {}×{} from {}×{} · {} tile{} of {} px ({}×{}), {} per batch",
         args.dtype,

@@ -122,8 +122,19 @@ impl Engine {
         seed: u64,
         device: &Device,
     ) -> Result<Engine> {
-        let vb =
-            |s| VarBuilder::from_backend(Box::new(RandomInit::new(s)), DType::F32, device.clone());
+        Self::random_with(var_cfg, vae_cfg, seed, device, DType::F32)
+    }
+
+    /// [`Engine::random`] with the weights made directly in `dtype` on `device` (never a full f32
+    /// copy on a GPU).
+    pub fn random_with(
+        var_cfg: VarConfig,
+        vae_cfg: VqvaeConfig,
+        seed: u64,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Engine> {
+        let vb = |s| VarBuilder::from_backend(Box::new(RandomInit::new(s)), dtype, device.clone());
         let var = Var::new(var_cfg, vb(seed))?;
         let vae = Vqvae::new(vae_cfg, vb(seed ^ 0x9e37))?;
         Ok(Self::assemble(
