@@ -121,9 +121,12 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
             pns.len()
         };
         let q = tok.quantize(&fl, &pns, scales)?;
-        for ids in &q.idx {
-            for i in ids.flatten_all()?.to_vec1::<u32>()? {
-                hits[i as usize] += 1;
+        // Code usage only feeds the dead-code restarts, which decoder-only training never does.
+        if !run.decoder_only {
+            for ids in &q.idx {
+                for i in ids.flatten_all()?.to_vec1::<u32>()? {
+                    hits[i as usize] += 1;
+                }
             }
         }
         let z = if scales == pns.len() && rng.random_bool(run.continuous_prob) {
