@@ -90,7 +90,7 @@ pub struct TokenizerArgs {
     pub stage1_steps: usize,
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 32)]
     pub crop: usize,
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,

@@ -66,6 +66,86 @@ pub fn init_vqvae(varmap: &VarMap, rng: &mut impl Rng) -> Result<()> {
 
 /// The transformer, its LR encoder (convolutions keep the Kaiming hint) and the refiner.
 pub fn init_var(varmap: &VarMap, cfg: &VarConfig, rng: &mut impl Rng) -> Result<()> {
+    init_var_default(varmap, cfg, rng)?;
+    init_positional_heads(varmap, cfg)
+}
+
+/// Channel of the residual stream that carries a constant positive marker (see
+/// [`init_positional_heads`]).
+const MARKER: usize = 0;
+/// Size of the marker added to every level embedding and prefix position.
+const MARKER_VALUE: f32 = 4.0;
+/// Rotary pairs (per axis) that the positional heads' constant q/k vector occupies: the highest
+/// frequencies, whose mixture peaks sharply at zero offset without aliasing over a 16-cell grid.
+const POSITIONAL_PAIRS: usize = 4;
+/// Initial temperature of the positional heads, `ln 30` (VAR's heads start at `ln 4`).
+const POSITIONAL_SCALE_MUL: f32 = 3.401_197_4;
+
+/// The constant head vector of the positional heads: ones on the first channel of the
+/// [`POSITIONAL_PAIRS`] highest-frequency rotary pairs of each axis.
+pub fn positional_vector(head_dim: usize) -> Vec<f32> {
+    let mut c = vec![0f32; head_dim];
+    for m in 0..POSITIONAL_PAIRS {
+        c[2 * m] = 1.0;
+        c[head_dim / 2 + 2 * m] = 1.0;
+    }
+    c
+}
+
+/// Head 0 of every block starts as a pure position lookup: q is a constant vector `c`, k is `c`
+/// times the (always positive) marker channel, so after L2 normalisation and the scale-aligned RoPE
+/// `q·k` depends only on the offset between two grid positions and peaks where they coincide. A
+/// token of any scale then reads the LR prefix token at its own place from the first step; learning
+/// that alignment from VAR's random init took more than 1000 steps without appearing. Every other
+/// projection ignores the marker channel, so the rest of the network starts as VAR's.
+fn init_positional_heads(varmap: &VarMap, cfg: &VarConfig) -> Result<()> {
+    let c = cfg.embed_dim;
+    let hd = cfg.head_dim();
+    let head = positional_vector(hd);
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("poisoned var map".into()))?;
+    let update = |name: &str, f: &dyn Fn(&mut [f32], &[usize])| -> Result<()> {
+        if let Some(v) = data.get(name) {
+            let dims = v.dims().to_vec();
+            let mut x = v.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            f(&mut x, &dims);
+            v.set(&Tensor::from_vec(x, dims.as_slice(), v.device())?)?;
+        }
+        Ok(())
+    };
+    let marker = |x: &mut [f32], dims: &[usize]| {
+        let width = dims[dims.len() - 1];
+        for row in x.chunks_mut(width) {
+            row[MARKER] = MARKER_VALUE;
+        }
+    };
+    update("lvl_embed.weight", &marker)?;
+    update("pos_start", &marker)?;
+    for b in 0..cfg.depth {
+        let p = format!("blocks.{b}.attn");
+        update(&format!("{p}.mat_qkv.weight"), &|w, _| {
+            for (r, row) in w.chunks_mut(c).enumerate() {
+                row[MARKER] = 0.0;
+                if r < hd {
+                    row.fill(0.0);
+                } else if (c..c + hd).contains(&r) {
+                    row.fill(0.0);
+                    row[MARKER] = head[r - c];
+                }
+            }
+        })?;
+        update(&format!("{p}.q_bias"), &|q, _| q[..hd].copy_from_slice(&head))?;
+        update(&format!("{p}.scale_mul_1H11"), &|s, _| s[0] = POSITIONAL_SCALE_MUL)?;
+        update(&format!("blocks.{b}.ffn.fc1.weight"), &|w, _| {
+            w.chunks_mut(c).for_each(|row| row[MARKER] = 0.0)
+        })?;
+    }
+    Ok(())
+}
+
+fn init_var_default(varmap: &VarMap, cfg: &VarConfig, rng: &mut impl Rng) -> Result<()> {
     let c = cfg.embed_dim;
     let std = (1.0 / c as f64 / 3.0).sqrt();
     for (name, shape) in entries(varmap)? {

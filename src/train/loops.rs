@@ -100,7 +100,11 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
     let mut acc = [0f64; 5];
     while opt.step < run.steps {
         let stage2 = opt.step >= run.stage1_steps;
-        let side = if stage2 { patches.side } else { run.crop };
+        let side = if stage2 {
+            patches.side.min(small::TILE_PX)
+        } else {
+            run.crop
+        };
         let last = side / f;
         let pns: Vec<usize> = full_pns.iter().copied().filter(|&p| p <= last).collect();
         let imgs: Vec<RgbImage> = (0..run.batch)
@@ -298,7 +302,8 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
         let mut tgts = Vec::with_capacity(run.batch);
         let mut labels = Vec::with_capacity(run.batch);
         for _ in 0..run.batch {
-            let hr = patches.augmented(rng.random_range(0..patches.len()), &mut rng);
+            let p = patches.augmented(rng.random_range(0..patches.len()), &mut rng);
+            let hr = random_crop(&p, small::TILE_PX as u32, &mut rng);
             let d = Degradation::random(&mut rng);
             lrs.push(degrade::model_input(&hr, 4, &d, &mut rng));
             let r: f64 = rng.random();

@@ -366,3 +366,52 @@ fn decoder_only_training_freezes_the_tokens() -> anyhow::Result<()> {
     assert!(trained > 10, "only {trained} decoder tensors moved");
     Ok(())
 }
+
+/// The positional heads of the initial transformer: for random token contents, head 0 of every block
+/// makes each last-scale token attend most to the LR prefix token at its own grid position (through
+/// the model's real RoPE table), as `init::init_positional_heads` promises.
+#[test]
+fn positional_heads_start_aligned_with_the_prefix() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let cfg = small::var_config();
+    let vm = VarMap::new();
+    let var = Var::new(cfg.clone(), VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
+    init::init_var(&vm, &cfg, &mut StdRng::seed_from_u64(3))?;
+    let (c, hd) = (cfg.embed_dim, cfg.head_dim());
+    let prefix = cfg.prefix_side * cfg.prefix_side;
+    let last = cfg.final_side() * cfg.final_side();
+    let total = var.rope.len();
+    let lvl = var.lvl_embed.embeddings();
+    // Block inputs as the first block sees them: content + level embedding (+ pos_start for the
+    // prefix), layer-normalised.
+    let content = (Tensor::randn(0f32, 1.0, (1, total, c), &dev)? * 0.3)?;
+    let pre = content
+        .narrow(1, 0, prefix)?
+        .broadcast_add(&var.pos_start.narrow(1, 0, prefix)?)?
+        .broadcast_add(&lvl.i(0)?)?;
+    let fin = content
+        .narrow(1, total - last, last)?
+        .broadcast_add(&lvl.i(cfg.patch_nums.len() - 1)?)?;
+    let ln = |x: &Tensor| crate::model::transformer::layer_norm(x);
+    let data = vm.data().lock().map_err(|_| anyhow::anyhow!("lock"))?;
+    for b in 0..cfg.depth {
+        let w = data[&format!("blocks.{b}.attn.mat_qkv.weight")].as_tensor().clone();
+        let qb = data[&format!("blocks.{b}.attn.q_bias")].as_tensor().clone();
+        let head = |x: &Tensor, rows: usize, bias: Option<&Tensor>, start: usize| -> Result<Tensor> {
+            let mut y = ln(x)?.broadcast_matmul(&w.narrow(0, rows, hd)?.t()?)?;
+            if let Some(bias) = bias {
+                y = y.broadcast_add(&bias.narrow(0, 0, hd)?)?;
+            }
+            let n = y.sqr()?.sum_keepdim(2)?.sqrt()?;
+            let y = y.broadcast_div(&n)?.unsqueeze(1)?;
+            let (cos, sin) = var.rope.slice(start, x.dims()[1])?;
+            crate::model::rope::apply(&y, &cos, &sin)?.squeeze(1)
+        };
+        let q = head(&fin, 0, Some(&qb), total - last)?;
+        let k = head(&pre, c, None, 0)?;
+        let best = q.matmul(&k.t()?)?.squeeze(0)?.argmax(1)?.to_vec1::<u32>()?;
+        let own: Vec<u32> = (0..last as u32).collect();
+        assert_eq!(best, own, "block {b}: last-scale tokens do not look up their own place");
+    }
+    Ok(())
+}
