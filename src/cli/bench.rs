@@ -68,7 +68,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
-    /// The built-in model's size (depth 4, width 128, 128 px tiles) instead of the released one:
+    /// The built-in model's size (depth 4, width 128, 64 px tiles) instead of the released one:
     /// quick checks, and the built-in model's speed (`--small --size 512` is a 128→512 upscale).
     #[arg(long)]
     pub small: bool,
@@ -85,7 +85,7 @@ fn configs(small: bool) -> (&'static str, VarConfig, VqvaeConfig) {
     }
     // The built-in model's sizes, so that `--small --size 512` times its 128→512 px upscale.
     (
-        "built-in model's size (depth 4, 128 px tiles)",
+        "built-in model's size",
         crate::train::small::var_config(),
         crate::train::small::vqvae_config(),
     )
