@@ -4,7 +4,7 @@
 # checkpoint in work-data/ckpt/ when run again; logs go to work-data/logs/.
 #
 # Steps can be changed with environment variables (defaults: the published run):
-#   TOKENIZER_STEPS, TOKENIZER_BATCH, DECODER_STEPS, DECODER_STAGE1, TRANSFORMER_STEPS, TRANSFORMER_BATCH
+#   TOKENIZER_STEPS, TOKENIZER_STAGE1, TOKENIZER_BATCH, DECODER_STEPS, DECODER_STAGE1, TRANSFORMER_STEPS, TRANSFORMER_BATCH
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=work-data
@@ -19,8 +19,8 @@ BIN=target/release/varsr
 
 # 1. The whole tokenizer (encoder, codebook, φ, decoder).
 "$BIN" train tokenizer \
-    --steps "${TOKENIZER_STEPS:-360}" --stage1-steps "${TOKENIZER_STEPS:-360}" \
-    --batch "${TOKENIZER_BATCH:-8}" --lr 3e-4 --continuous-prob 0.5 --save-every 20 --log-every 10 \
+    --steps "${TOKENIZER_STEPS:-450}" --stage1-steps "${TOKENIZER_STAGE1:-100}" \
+    --batch "${TOKENIZER_BATCH:-8}" --lr 6e-4 --continuous-prob 0.5 --save-every 20 --log-every 10 \
     2>&1 | tee -a "$WORK/logs/tokenizer.log"
 
 # 2. The transformer + refiner on the frozen tokens and, at the same time on the other core, the
@@ -30,12 +30,12 @@ BIN=target/release/varsr
     cp "$WORK/ckpt/tokenizer.safetensors" "$WORK/ckpt/tokenizer-decoder.safetensors"
 RAYON_NUM_THREADS=1 "$BIN" train tokenizer --decoder-only \
     --checkpoint "$WORK/ckpt/tokenizer-decoder.safetensors" \
-    --steps "${DECODER_STEPS:-2000}" --stage1-steps "${DECODER_STAGE1:-1800}" \
-    --batch 8 --lr 3e-4 --continuous-prob 0.5 --save-every 20 --log-every 10 \
+    --steps "${DECODER_STEPS:-1500}" --stage1-steps "${DECODER_STAGE1:-1000}" \
+    --batch 8 --lr 5e-4 --continuous-prob 0.5 --save-every 20 --log-every 10 \
     >>"$WORK/logs/decoder.log" 2>&1 &
 decoder=$!
 RAYON_NUM_THREADS=1 "$BIN" train transformer \
-    --steps "${TRANSFORMER_STEPS:-1300}" --batch "${TRANSFORMER_BATCH:-8}" --lr 1e-3 --warmup 50 \
+    --steps "${TRANSFORMER_STEPS:-1200}" --batch "${TRANSFORMER_BATCH:-8}" --lr 1e-3 --warmup 50 \
     --save-every 25 --log-every 5 \
     2>&1 | tee -a "$WORK/logs/transformer.log"
 wait "$decoder"

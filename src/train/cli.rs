@@ -158,6 +158,10 @@ pub struct TransformerArgs {
     pub log_every: usize,
     #[arg(long, default_value_t = 2)]
     pub seed: u64,
+    /// Start from VAR's initialisation only, without the positional attention heads (for
+    /// comparisons).
+    #[arg(long)]
+    pub plain_init: bool,
 }
 
 impl TransformerArgs {
@@ -176,6 +180,7 @@ impl TransformerArgs {
             save_every: self.save_every,
             log_every: self.log_every,
             seed: self.seed,
+            positional_heads: !self.plain_init,
         })
     }
 }

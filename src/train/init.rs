@@ -64,9 +64,9 @@ pub fn init_vqvae(varmap: &VarMap, rng: &mut impl Rng) -> Result<()> {
     Ok(())
 }
 
-/// The transformer, its LR encoder (convolutions keep the Kaiming hint) and the refiner.
+/// The training run's initialisation: [`init_var_plain`] plus the positional heads.
 pub fn init_var(varmap: &VarMap, cfg: &VarConfig, rng: &mut impl Rng) -> Result<()> {
-    init_var_default(varmap, cfg, rng)?;
+    init_var_plain(varmap, cfg, rng)?;
     init_positional_heads(varmap, cfg)
 }
 
@@ -145,7 +145,9 @@ fn init_positional_heads(varmap: &VarMap, cfg: &VarConfig) -> Result<()> {
     Ok(())
 }
 
-fn init_var_default(varmap: &VarMap, cfg: &VarConfig, rng: &mut impl Rng) -> Result<()> {
+/// VAR's initialisation of the transformer, its LR encoder (convolutions keep the Kaiming hint) and
+/// the refiner.
+pub fn init_var_plain(varmap: &VarMap, cfg: &VarConfig, rng: &mut impl Rng) -> Result<()> {
     let c = cfg.embed_dim;
     let std = (1.0 / c as f64 / 3.0).sqrt();
     for (name, shape) in entries(varmap)? {

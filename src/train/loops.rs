@@ -257,6 +257,8 @@ pub struct TransformerRun {
     pub save_every: usize,
     pub log_every: usize,
     pub seed: u64,
+    /// Head 0 of every block starts as a position lookup (`init::init_positional_heads`).
+    pub positional_heads: bool,
 }
 
 pub fn train_transformer(run: &TransformerRun) -> Result<()> {
@@ -273,7 +275,11 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
     };
     build()?;
     let mut rng = StdRng::seed_from_u64(run.seed);
-    init::init_var(&varmap, &cfg, &mut rng)?;
+    if run.positional_heads {
+        init::init_var(&varmap, &cfg, &mut rng)?;
+    } else {
+        init::init_var_plain(&varmap, &cfg, &mut rng)?;
+    }
     let mut opt = AdamW::new(
         &varmap,
         AdamWConfig {

@@ -238,7 +238,7 @@ fn losses_fall_when_overfitting_one_batch() -> anyhow::Result<()> {
     let dl = DiffusionLoss::default();
     let mut first = None;
     let mut last = 0.0;
-    for _ in 0..60 {
+    for _ in 0..120 {
         let (var, enc) = build()?;
         let l = losses(&var, &enc, &m, &batch, &dl, 4, &mut rng)?;
         let g = l.total.backward()?;
