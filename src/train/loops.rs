@@ -299,7 +299,7 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
     let mask = mask::block_causal(prefix, &cfg.patch_nums, &dev)?;
     let diffusion = DiffusionLoss::default();
     let mut t0 = Instant::now();
-    let mut acc = [0f64; 6];
+    let mut acc = [0f64; 7];
     // Seconds spent in degradations, target tokenization, forward, backward since the last log.
     let mut timing = [0f64; 4];
     while opt.step < run.steps {
@@ -360,18 +360,20 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
             l.diff_mse as f64,
             l.diff_vb as f64,
             1.0,
+            l.acc_coarse as f64,
         ]) {
             *a += v;
         }
         if opt.step % run.log_every == 0 {
             let n = acc[5];
             println!(
-                "transformer step {} loss {:.4} ce {:.4} acc_last {:.3} diff_mse {:.4} diff_vb {:.4} lr {:.2e} |g| {:.2} \
+                "transformer step {} loss {:.4} ce {:.4} acc_last {:.3} acc_coarse {:.3} diff_mse {:.4} diff_vb {:.4} lr {:.2e} |g| {:.2} \
                  {:.2}s/step (degrade {:.2} tokens {:.2} fwd {:.2} bwd {:.2})",
                 opt.step,
                 acc[0] / n,
                 acc[1] / n,
                 acc[2] / n,
+                acc[6] / n,
                 acc[3] / n,
                 acc[4] / n,
                 lr,
@@ -382,7 +384,7 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
                 timing[2] / acc[5],
                 timing[3] / acc[5],
             );
-            acc = [0.0; 6];
+            acc = [0.0; 7];
             timing = [0.0; 4];
             t0 = Instant::now();
         }

@@ -29,6 +29,9 @@ pub struct Losses {
     pub diff_vb: f32,
     /// Share of last-scale tokens whose argmax is right.
     pub acc_last: f32,
+    /// The same over the coarse half of the scales, whose tokens the LR image determines: it rises
+    /// only once the model reads the LR prefix.
+    pub acc_coarse: f32,
 }
 
 /// Output of the teacher-forced pass.
@@ -115,6 +118,19 @@ pub fn losses(
         .mean_all()?
         .to_scalar::<f32>()?;
 
+    let coarse: usize = batch.targets.idx[..batch.targets.idx.len() / 2]
+        .iter()
+        .map(|t| t.dims()[1])
+        .sum();
+    let acc_coarse = fw
+        .logits
+        .narrow(1, 0, coarse)?
+        .argmax(D::Minus1)?
+        .eq(&target.narrow(1, 0, coarse)?)?
+        .to_dtype(DType::F32)?
+        .mean_all()?
+        .to_scalar::<f32>()?;
+
     let d = var.word_embed.forward(&batch.targets.last_vectors)?;
     let z = var.decoder_norm.forward(&(fw.h_last + d)?)?;
     let (_, l, c) = z.dims3()?;
@@ -130,6 +146,7 @@ pub fn losses(
         diff_mse: terms.mse.to_scalar::<f32>()?,
         diff_vb: terms.vb.to_scalar::<f32>()?,
         acc_last,
+        acc_coarse,
         total,
     })
 }
