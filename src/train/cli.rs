@@ -162,6 +162,9 @@ pub struct TransformerArgs {
     /// comparisons).
     #[arg(long)]
     pub plain_init: bool,
+    /// Weigh every token the same in the cross-entropy (VAR's loss) instead of every scale.
+    #[arg(long)]
+    pub per_token_ce: bool,
 }
 
 impl TransformerArgs {
@@ -177,6 +180,7 @@ impl TransformerArgs {
             negative_prob: self.negative_prob,
             label_dropout: self.label_dropout,
             diff_mul: self.diff_mul,
+            scale_balanced: !self.per_token_ce,
             save_every: self.save_every,
             log_every: self.log_every,
             seed: self.seed,

@@ -18,7 +18,7 @@ use super::diffusion::DiffusionLoss;
 use super::fast_modules::FastConEmbedding;
 use super::optim::{AdamW, AdamWConfig, lr_at};
 use super::tokenizer::{Tokenizer, latent_hinge, targets};
-use super::transformer::{Batch, losses};
+use super::transformer::{Batch, LossOptions, losses};
 use super::{checkpoint, init, mask, small};
 use crate::model::var::Var;
 
@@ -254,6 +254,8 @@ pub struct TransformerRun {
     /// Share of high-quality samples labelled class 1 anyway (label dropout).
     pub label_dropout: f64,
     pub diff_mul: usize,
+    /// Every scale weighs the same in the cross-entropy (`LossOptions::scale_balanced`).
+    pub scale_balanced: bool,
     pub save_every: usize,
     pub log_every: usize,
     pub seed: u64,
@@ -340,7 +342,10 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
             &mask,
             &batch,
             &diffusion,
-            run.diff_mul,
+            LossOptions {
+                diff_mul: run.diff_mul,
+                scale_balanced: run.scale_balanced,
+            },
             &mut rng,
         )?;
         let t_forward = clock.elapsed().as_secs_f64();

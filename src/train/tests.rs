@@ -10,7 +10,7 @@ use super::diffusion::DiffusionLoss;
 use super::fast_modules::{FastConEmbedding, FastDecoder, FastEncoder};
 use super::optim::{AdamW, AdamWConfig};
 use super::tokenizer::{Tokenizer, targets};
-use super::transformer::{Batch, forward, losses};
+use super::transformer::{Batch, LossOptions, forward, losses};
 use super::{checkpoint, export, init, mask, small};
 use crate::model::config::{VarConfig, VqvaeConfig};
 use crate::model::encoder::ConEmbedding;
@@ -240,7 +240,11 @@ fn losses_fall_when_overfitting_one_batch() -> anyhow::Result<()> {
     let mut last = 0.0;
     for _ in 0..120 {
         let (var, enc) = build()?;
-        let l = losses(&var, &enc, &m, &batch, &dl, 4, &mut rng)?;
+        let opts = LossOptions {
+            diff_mul: 4,
+            scale_balanced: true,
+        };
+        let l = losses(&var, &enc, &m, &batch, &dl, opts, &mut rng)?;
         let g = l.total.backward()?;
         if first.is_none() {
             // The LR reaches the loss: every tensor of the LR encoder gets a gradient.
@@ -413,5 +417,19 @@ fn positional_heads_start_aligned_with_the_prefix() -> anyhow::Result<()> {
         let own: Vec<u32> = (0..last as u32).collect();
         assert_eq!(best, own, "block {b}: last-scale tokens do not look up their own place");
     }
+    Ok(())
+}
+
+/// Scale-balanced cross-entropy: the mean of the per-scale means, computed by hand.
+#[test]
+fn scale_balanced_mean_weighs_every_scale_equally() -> Result<()> {
+    let dev = Device::Cpu;
+    // Two rows; scales of 1, 2 and 3 tokens.
+    let v = [1f32, 2., 4., 3., 5., 7., 0., 2., 2., 1., 1., 4.];
+    let nll = Tensor::from_slice(&v, (2, 6), &dev)?;
+    let got = super::transformer::scale_balanced_mean(&nll, &[1, 2, 3])?.to_scalar::<f32>()?;
+    let row = |r: &[f32]| (r[0] + (r[1] + r[2]) / 2.0 + (r[3] + r[4] + r[5]) / 3.0) / 3.0;
+    let want = (row(&v[..6]) + row(&v[6..])) / 2.0;
+    assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     Ok(())
 }

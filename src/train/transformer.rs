@@ -85,15 +85,37 @@ pub fn forward(
     })
 }
 
-/// Cross-entropy over all scales plus λ × the refiner's loss (repeated `diff_mul` times per token with
-/// fresh noise and timesteps, as MAR's `diffusion_batch_mul`).
+/// How the loss terms are formed.
+#[derive(Clone, Copy, Debug)]
+pub struct LossOptions {
+    /// Refiner loss repeats per token with fresh noise and timesteps (MAR's `diffusion_batch_mul`).
+    pub diff_mul: usize,
+    /// Every scale weighs the same in the cross-entropy (instead of every token): the coarse scales,
+    /// which carry the LR image's structure, are a few dozen of the tokens and otherwise learn last.
+    pub scale_balanced: bool,
+}
+
+/// The mean over scales of each scale's mean of `nll` `(B, Σcounts)`, whose tokens come in runs of
+/// `counts` (one per scale).
+pub fn scale_balanced_mean(nll: &Tensor, counts: &[usize]) -> Result<Tensor> {
+    let (b, n) = nll.dims2()?;
+    let k = counts.len() as f32;
+    let weights: Vec<f32> = counts
+        .iter()
+        .flat_map(|&c| std::iter::repeat_n(1.0 / (k * c as f32), c))
+        .collect();
+    let w = Tensor::from_vec(weights, (1, n), nll.device())?;
+    nll.broadcast_mul(&w)?.sum_all()? / b as f64
+}
+
+/// Cross-entropy over all scales plus λ × the refiner's loss.
 pub fn losses(
     var: &Var,
     enc: &FastConEmbedding,
     mask: &Tensor,
     batch: &Batch,
     diffusion: &DiffusionLoss,
-    diff_mul: usize,
+    opts: LossOptions,
     rng: &mut impl Rng,
 ) -> Result<Losses> {
     let fw = forward(
@@ -106,8 +128,18 @@ pub fn losses(
     )?;
     let (b, n, v) = fw.logits.dims3()?;
     let target = Tensor::cat(&batch.targets.idx, 1)?;
-    let ce =
-        candle_nn::loss::cross_entropy(&fw.logits.reshape((b * n, v))?, &target.reshape(b * n)?)?;
+    let logp = candle_nn::ops::log_softmax(&fw.logits.reshape((b * n, v))?, D::Minus1)?;
+    let nll = logp
+        .gather(&target.reshape((b * n, 1))?, 1)?
+        .neg()?
+        .reshape((b, n))?;
+    let ce = nll.mean_all()?;
+    let ce_objective = if opts.scale_balanced {
+        let counts: Vec<usize> = batch.targets.idx.iter().map(|t| t.dims()[1]).collect();
+        scale_balanced_mean(&nll, &counts)?
+    } else {
+        ce.clone()
+    };
 
     let last = batch.targets.idx.last().map(|t| t.dims()[1]).unwrap_or(0);
     let pred_last = fw.logits.narrow(1, n - last, last)?.argmax(D::Minus1)?;
@@ -135,12 +167,12 @@ pub fn losses(
     let z = var.decoder_norm.forward(&(fw.h_last + d)?)?;
     let (_, l, c) = z.dims3()?;
     let z = z.reshape((b * l, c))?;
-    let reps = diff_mul.max(1);
+    let reps = opts.diff_mul.max(1);
     let z = Tensor::cat(&vec![&z; reps], 0)?;
     let x0 = Tensor::cat(&vec![&batch.targets.refiner_target; reps], 0)?;
     let terms = diffusion.terms(&var.diffloss.net, &x0, &z, rng)?;
     let diff = (&terms.mse + &terms.vb)?;
-    let total = (&ce + (diff * DIFFUSION_WEIGHT)?)?;
+    let total = (&ce_objective + (diff * DIFFUSION_WEIGHT)?)?;
     Ok(Losses {
         ce: ce.to_scalar::<f32>()?,
         diff_mse: terms.mse.to_scalar::<f32>()?,
