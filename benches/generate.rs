@@ -121,6 +121,7 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> anyhow::Result<
 }
 
 fn main() -> anyhow::Result<()> {
+    varsr::alloc::tune_heap();
     let quick = std::env::args().any(|a| a == "--quick");
     let small = VarConfig {
         depth: 4,

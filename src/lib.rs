@@ -3,6 +3,7 @@
 //! Data flows one way: `app` → `worker` → `pipeline` → `model` (+ `weights`).
 //! The model knows nothing of threads, the pipeline nothing of windows.
 
+pub mod alloc;
 pub mod app;
 pub mod cli;
 pub mod imaging;

@@ -7,6 +7,7 @@ use clap::Parser;
 use varsr::cli::{Action, Cli};
 
 fn main() -> ExitCode {
+    varsr::alloc::tune_heap();
     match varsr::cli::run(Cli::parse()) {
         Action::Exit(code) => code,
         Action::Gui(files) => match varsr::app::run(files) {

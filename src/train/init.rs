@@ -136,8 +136,12 @@ fn init_positional_heads(varmap: &VarMap, cfg: &VarConfig) -> Result<()> {
                 }
             }
         })?;
-        update(&format!("{p}.q_bias"), &|q, _| q[..hd].copy_from_slice(&head))?;
-        update(&format!("{p}.scale_mul_1H11"), &|s, _| s[0] = POSITIONAL_SCALE_MUL)?;
+        update(&format!("{p}.q_bias"), &|q, _| {
+            q[..hd].copy_from_slice(&head)
+        })?;
+        update(&format!("{p}.scale_mul_1H11"), &|s, _| {
+            s[0] = POSITIONAL_SCALE_MUL
+        })?;
         update(&format!("blocks.{b}.ffn.fc1.weight"), &|w, _| {
             w.chunks_mut(c).for_each(|row| row[MARKER] = 0.0)
         })?;

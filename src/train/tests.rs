@@ -399,23 +399,29 @@ fn positional_heads_start_aligned_with_the_prefix() -> anyhow::Result<()> {
     let ln = |x: &Tensor| crate::model::transformer::layer_norm(x);
     let data = vm.data().lock().map_err(|_| anyhow::anyhow!("lock"))?;
     for b in 0..cfg.depth {
-        let w = data[&format!("blocks.{b}.attn.mat_qkv.weight")].as_tensor().clone();
+        let w = data[&format!("blocks.{b}.attn.mat_qkv.weight")]
+            .as_tensor()
+            .clone();
         let qb = data[&format!("blocks.{b}.attn.q_bias")].as_tensor().clone();
-        let head = |x: &Tensor, rows: usize, bias: Option<&Tensor>, start: usize| -> Result<Tensor> {
-            let mut y = ln(x)?.broadcast_matmul(&w.narrow(0, rows, hd)?.t()?)?;
-            if let Some(bias) = bias {
-                y = y.broadcast_add(&bias.narrow(0, 0, hd)?)?;
-            }
-            let n = y.sqr()?.sum_keepdim(2)?.sqrt()?;
-            let y = y.broadcast_div(&n)?.unsqueeze(1)?;
-            let (cos, sin) = var.rope.slice(start, x.dims()[1])?;
-            crate::model::rope::apply(&y, &cos, &sin)?.squeeze(1)
-        };
+        let head =
+            |x: &Tensor, rows: usize, bias: Option<&Tensor>, start: usize| -> Result<Tensor> {
+                let mut y = ln(x)?.broadcast_matmul(&w.narrow(0, rows, hd)?.t()?)?;
+                if let Some(bias) = bias {
+                    y = y.broadcast_add(&bias.narrow(0, 0, hd)?)?;
+                }
+                let n = y.sqr()?.sum_keepdim(2)?.sqrt()?;
+                let y = y.broadcast_div(&n)?.unsqueeze(1)?;
+                let (cos, sin) = var.rope.slice(start, x.dims()[1])?;
+                crate::model::rope::apply(&y, &cos, &sin)?.squeeze(1)
+            };
         let q = head(&fin, 0, Some(&qb), total - last)?;
         let k = head(&pre, c, None, 0)?;
         let best = q.matmul(&k.t()?)?.squeeze(0)?.argmax(1)?.to_vec1::<u32>()?;
         let own: Vec<u32> = (0..last as u32).collect();
-        assert_eq!(best, own, "block {b}: last-scale tokens do not look up their own place");
+        assert_eq!(
+            best, own,
+            "block {b}: last-scale tokens do not look up their own place"
+        );
     }
     Ok(())
 }
