@@ -539,8 +539,8 @@ fn bench_small(extra: &[&str]) -> Output {
 }
 
 /// `varsr bench --small` on the CPU: a warm-up and the asked-for runs, each with its phases; the phases
-/// inside the upscale fit in its total. Larger outputs are tiled (128 px tiles, a quarter overlap:
-/// 256 px = 32 latent cells need 3 tiles a side).
+/// inside the upscale fit in its total. Larger outputs are tiled (64 px tiles of 16 latent cells at
+/// f = 4, a quarter overlap, stride 12: 128 px = 32 cells need 3 tiles a side).
 #[test]
 fn bench_small_prints_phases() {
     let o = bench_small(&[]);
@@ -557,7 +557,7 @@ fn bench_small_prints_phases() {
         assert!(stdout.contains(word), "no {word}:\n{stdout}");
     }
     assert!(
-        stdout.contains("output 128×128") && stdout.contains("1 tile of 128 px"),
+        stdout.contains("output 64×64") && stdout.contains("1 tile of 64 px"),
         "{stdout}"
     );
     let rows = bench_rows(&stdout);
@@ -587,18 +587,18 @@ fn bench_small_prints_phases() {
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(rss > 1.0, "{stdout}");
 
-    let o = bench_small(&["--size", "256", "--tile", "128"]);
+    let o = bench_small(&["--size", "128", "--tile", "64"]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("output 256×256") && stdout.contains("9 tiles of 128 px (3×3)"),
+        stdout.contains("output 128×128") && stdout.contains("9 tiles of 64 px (3×3)"),
         "{stdout}"
     );
     assert_eq!(bench_rows(&stdout).len(), 2, "{stdout}");
 
     let o = bench_small(&["--tile", "512"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).1.contains("128 px"), "{:?}", text(&o));
+    assert!(text(&o).1.contains("64 px"), "{:?}", text(&o));
 }
 
 /// `varsr eval`: the bicubic baseline row equals an independent computation of the SR papers'
