@@ -73,7 +73,7 @@ pub fn init_var(varmap: &VarMap, cfg: &VarConfig, rng: &mut impl Rng) -> Result<
 /// Channel of the residual stream that carries a constant positive marker (see
 /// [`init_positional_heads`]).
 const MARKER: usize = 0;
-/// Size of the marker added to every level embedding and prefix position.
+/// Value of the marker channel in every level embedding and prefix position.
 const MARKER_VALUE: f32 = 4.0;
 /// Rotary pairs (per axis) that the positional heads' constant q/k vector occupies: the highest
 /// frequencies, whose mixture peaks sharply at zero offset without aliasing over a 16-cell grid.
@@ -95,9 +95,10 @@ pub fn positional_vector(head_dim: usize) -> Vec<f32> {
 /// Head 0 of every block starts as a pure position lookup: q is a constant vector `c`, k is `c`
 /// times the (always positive) marker channel, so after L2 normalisation and the scale-aligned RoPE
 /// `q·k` depends only on the offset between two grid positions and peaks where they coincide. A
-/// token of any scale then reads the LR prefix token at its own place from the first step; learning
-/// that alignment from VAR's random init took more than 1000 steps without appearing. Every other
-/// projection ignores the marker channel, so the rest of the network starts as VAR's.
+/// token of any scale then reads the LR prefix token at its own place from the first step (VAR's
+/// random init had not found that alignment after 1000 steps of the first run; side by side, the two
+/// inits were level for the first 225 steps). Every other projection ignores the marker channel, so
+/// the rest of the network starts as VAR's.
 fn init_positional_heads(varmap: &VarMap, cfg: &VarConfig) -> Result<()> {
     let c = cfg.embed_dim;
     let hd = cfg.head_dim();
