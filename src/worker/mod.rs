@@ -43,11 +43,14 @@ impl Worker {
                     tx: ev_tx,
                     waker,
                 };
-                for request in req_rx {
+                for request in req_rx.iter() {
                     if matches!(request, Request::Shutdown) {
                         break;
                     }
                     state.handle(request);
+                    if req_rx.is_empty() {
+                        crate::alloc::release_free_memory();
+                    }
                 }
                 let _ = done_tx.send(());
             })
