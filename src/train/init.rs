@@ -83,7 +83,7 @@ const POSITIONAL_SCALE_MUL: f32 = 3.401_197_4;
 
 /// The constant head vector of the positional heads: ones on the first channel of the
 /// [`POSITIONAL_PAIRS`] highest-frequency rotary pairs of each axis.
-pub fn positional_vector(head_dim: usize) -> Vec<f32> {
+fn positional_vector(head_dim: usize) -> Vec<f32> {
     let mut c = vec![0f32; head_dim];
     for m in 0..POSITIONAL_PAIRS {
         c[2 * m] = 1.0;

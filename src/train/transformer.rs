@@ -141,27 +141,25 @@ pub fn losses(
         ce.clone()
     };
 
+    // One argmax over all tokens serves both accuracies.
+    let correct = fw
+        .logits
+        .argmax(D::Minus1)?
+        .eq(&target)?
+        .to_dtype(DType::F32)?;
+    let share = |start: usize, len: usize| -> Result<f32> {
+        correct
+            .narrow(1, start, len)?
+            .mean_all()?
+            .to_scalar::<f32>()
+    };
     let last = batch.targets.idx.last().map(|t| t.dims()[1]).unwrap_or(0);
-    let pred_last = fw.logits.narrow(1, n - last, last)?.argmax(D::Minus1)?;
-    let tgt_last = target.narrow(1, n - last, last)?;
-    let acc_last = pred_last
-        .eq(&tgt_last)?
-        .to_dtype(DType::F32)?
-        .mean_all()?
-        .to_scalar::<f32>()?;
-
+    let acc_last = share(n - last, last)?;
     let coarse: usize = batch.targets.idx[..batch.targets.idx.len() / 2]
         .iter()
         .map(|t| t.dims()[1])
         .sum();
-    let acc_coarse = fw
-        .logits
-        .narrow(1, 0, coarse)?
-        .argmax(D::Minus1)?
-        .eq(&target.narrow(1, 0, coarse)?)?
-        .to_dtype(DType::F32)?
-        .mean_all()?
-        .to_scalar::<f32>()?;
+    let acc_coarse = share(0, coarse)?;
 
     let d = var.word_embed.forward(&batch.targets.last_vectors)?;
     let z = var.decoder_norm.forward(&(fw.h_last + d)?)?;
