@@ -79,7 +79,7 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> anyhow::Result<
     let fit = t.elapsed().as_secs_f64();
     let t = Instant::now();
     for _ in 0..k {
-        let _ = preview::latent_previews(&engine, &out.f_hat)?;
+        let _ = preview::latent_previews(&engine, &out.f_hat, None)?;
     }
     let previews = t.elapsed().as_secs_f64();
 
@@ -146,6 +146,7 @@ fn main() -> anyhow::Result<()> {
         num_res_blocks: 2,
         num_phi: 4,
         norm_groups: 8,
+        residual_gain: 0,
     };
     run("small configuration (128 px tiles)", small, small_vae)?;
     if !quick {

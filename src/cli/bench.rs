@@ -274,8 +274,11 @@ fn bench(args: &BenchArgs) -> Result<(), (u8, String)> {
     let dtype = device::model_dtype(&device, &device_name, args.dtype).map_err(usage)?;
 
     let t = Instant::now();
-    let engine = Engine::random_with(var_cfg, vae_cfg, args.seed, &device, dtype)
+    let mut engine = Engine::random_with(var_cfg, vae_cfg, args.seed, &device, dtype)
         .map_err(|e| failed(format!("cannot build the model: {e}")))?;
+    if args.small {
+        engine.tile_overlap = crate::train::small::TILE_OVERLAP;
+    }
     device.synchronize().map_err(|e| failed(e.to_string()))?;
     let build = t.elapsed().as_secs_f64();
 

@@ -194,6 +194,12 @@ pub struct VqvaeConfig {
     /// need fewer groups (at 32 channels, 32 groups is an instance norm that erases tile colour).
     #[serde(default = "release_norm_groups")]
     pub norm_groups: usize,
+    /// 0 for an image VQVAE (the release). Otherwise the VQVAE codes the detail that bicubic
+    /// upscaling misses, `(HR − bicubic(LR))·residual_gain`, and the pipeline adds its decoded output
+    /// back onto the bicubic base: a small model then starts from bicubic's quality instead of having
+    /// to learn to reproduce the whole photo. Metadata only, like `norm_groups`.
+    #[serde(default)]
+    pub residual_gain: u32,
 }
 
 fn release_norm_groups() -> usize {
@@ -231,6 +237,7 @@ impl VqvaeConfig {
             num_res_blocks,
             num_phi,
             norm_groups: release_norm_groups(),
+            residual_gain: 0,
         })
     }
 
@@ -244,6 +251,7 @@ impl VqvaeConfig {
             num_res_blocks: 2,
             num_phi: 4,
             norm_groups: 32,
+            residual_gain: 0,
         }
     }
 

@@ -30,6 +30,8 @@ pub struct Engine {
     pub device: Device,
     /// One line for people: which model, its size, where it came from.
     pub description: String,
+    /// Latent cells shared by neighbouring tiles (a quarter tile unless the model file says otherwise).
+    pub tile_overlap: usize,
     /// Latent → RGB map for previews, fitted on first use.
     pub preview_map: std::sync::OnceLock<Tensor>,
 }
@@ -43,6 +45,14 @@ impl Engine {
     /// Side of the final latent grid (the last patch number; 32 for the release).
     pub fn latent_side(&self) -> usize {
         *self.var.config.patch_nums.last().unwrap_or(&0)
+    }
+
+    /// How tiles are laid over a latent larger than one tile.
+    pub fn tile_geometry(&self) -> crate::pipeline::tiling::TileGeometry {
+        crate::pipeline::tiling::TileGeometry {
+            tile: self.latent_side(),
+            overlap: self.tile_overlap,
+        }
     }
 
     pub fn patch_nums(&self) -> &[usize] {
@@ -74,8 +84,18 @@ impl Engine {
         Ok(self.preview_map.get_or_init(|| m).clone())
     }
 
-    /// Decodes a latent `(B, Cvae, h, w)` to an image `(B, 3, h·f, w·f)` in [0, 1].
+    /// Decodes a latent `(B, Cvae, h, w)` to `(B, 3, h·f, w·f)`: the image in [0, 1], or, for a
+    /// residual VQVAE ([`Engine::is_residual`]), the signed change to add to the bicubic upscale, in
+    /// the same units.
     pub fn decode(&self, f_hat: &Tensor) -> Result<Tensor> {
-        Ok(self.vae.decode_to_unit(f_hat)?)
+        match self.vae.config.residual_gain {
+            0 => Ok(self.vae.decode_to_unit(f_hat)?),
+            g => Ok((self.vae.decode_raw(f_hat)? / (2.0 * g as f64))?),
+        }
+    }
+
+    /// Whether the model codes detail on top of the bicubic upscale rather than whole images.
+    pub fn is_residual(&self) -> bool {
+        self.vae.config.residual_gain > 0
     }
 }

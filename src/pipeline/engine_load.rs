@@ -21,6 +21,9 @@ pub struct ModelMeta {
     pub name: String,
     pub var: VarConfig,
     pub vqvae: VqvaeConfig,
+    /// Latent cells shared by neighbouring tiles; absent: a quarter tile, as published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tile_overlap: Option<usize>,
 }
 
 fn weights_err(e: WeightsError) -> Error {
@@ -92,9 +95,11 @@ impl Engine {
             declared.as_ref().map(|m| m.var.patch_nums.clone()),
         )?;
         let mut vae_cfg = VqvaeConfig::from_shapes(&|n: &str| vae_w.shape(n))?;
-        // The group count is in no tensor's shape: only the metadata can say it differs from 32.
+        // The group count and the residual coding are in no tensor's shape: only the metadata can
+        // say they differ from the release's.
         if let Some(m) = &declared {
             vae_cfg.norm_groups = m.vqvae.norm_groups;
+            vae_cfg.residual_gain = m.vqvae.residual_gain;
         }
         if var_cfg.vocab_size != vae_cfg.vocab_size || var_cfg.cvae != vae_cfg.cvae {
             return Err(Error::Invalid(format!(
@@ -104,15 +109,21 @@ impl Engine {
         }
         let var = Var::new(var_cfg, files.var_builder(dtype, device))?;
         let vae = Vqvae::new(vae_cfg, files.vae_builder(dtype, device))?;
+        let overlap = declared.as_ref().and_then(|m| m.tile_overlap);
         let name = declared
             .map(|m| m.name)
             .unwrap_or_else(|| "VARSR".to_string());
-        Ok(Self::assemble(
-            var,
-            vae,
-            device,
-            format!("{name} from {origin}"),
-        ))
+        let mut engine = Self::assemble(var, vae, device, format!("{name} from {origin}"));
+        if let Some(o) = overlap {
+            if o >= engine.latent_side() {
+                return Err(Error::Invalid(format!(
+                    "{origin}: a tile overlap of {o} cells does not fit {}-cell tiles",
+                    engine.latent_side()
+                )));
+            }
+            engine.tile_overlap = o;
+        }
+        Ok(engine)
     }
 
     /// A model of the given sizes with seeded random weights, for benchmarks and tests of plumbing.
@@ -147,6 +158,7 @@ impl Engine {
 
     fn assemble(var: Var, vae: Vqvae, device: &Device, summary: String) -> Engine {
         let c = &var.config;
+        let tile_overlap = c.final_side() / 4;
         let description = format!(
             "{summary}: depth {}, width {}, {} scales up to {}×{}, {} px tiles",
             c.depth,
@@ -161,6 +173,7 @@ impl Engine {
             vae,
             device: device.clone(),
             description,
+            tile_overlap,
             preview_map: Default::default(),
         }
     }

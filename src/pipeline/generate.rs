@@ -48,6 +48,11 @@ pub fn generate(
     let mut f_hat = Tensor::zeros((b, cfg.cvae, last, last), DType::F32, lr.device())?;
     let mut pos = 0;
     let mut tokens = Vec::with_capacity(k);
+    // A residual model's previews show its detail on top of the LR at the latent's resolution.
+    let base = match engine.is_residual() && observer.wants_previews() {
+        true => Some(((crate::ops::resample::area(lr, last, last)? + 1.0)? * 0.5)?),
+        false => None,
+    };
     for (si, &pn) in pns.iter().enumerate() {
         if observer.cancelled() {
             return Err(Error::Cancelled);
@@ -100,7 +105,17 @@ pub fn generate(
                 .transpose(1, 2)?
                 .reshape((b, cfg.cvae, pn, pn))?;
             f_hat = (f_hat + r)?;
-            report(engine, observer, &f_hat, &idx, si, pn, k, tile)?;
+            report(
+                engine,
+                observer,
+                &f_hat,
+                base.as_ref(),
+                &idx,
+                si,
+                pn,
+                k,
+                tile,
+            )?;
             tokens.push(idx);
             break;
         }
@@ -109,7 +124,17 @@ pub fn generate(
         if observer.wants_taps() {
             observer.tap(&format!("f_hat_after_s{si}"), &f_hat);
         }
-        report(engine, observer, &f_hat, &idx, si, pn, k, tile)?;
+        report(
+            engine,
+            observer,
+            &f_hat,
+            base.as_ref(),
+            &idx,
+            si,
+            pn,
+            k,
+            tile,
+        )?;
         tokens.push(idx);
         if let Some(next) = next {
             x = var.scale_input(&next, si + 1)?;
@@ -123,6 +148,7 @@ fn report(
     engine: &Engine,
     observer: &mut dyn Observer,
     f_hat: &Tensor,
+    base: Option<&Tensor>,
     idx: &Tensor,
     si: usize,
     pn: usize,
@@ -130,7 +156,7 @@ fn report(
     tile: (usize, usize),
 ) -> Result<()> {
     let previews = if observer.wants_previews() {
-        preview::latent_previews(engine, f_hat)?
+        preview::latent_previews(engine, f_hat, base)?
     } else {
         Vec::new()
     };

@@ -91,8 +91,13 @@ pub fn least_squares(xs: &[Vec<f64>], ys: &[Vec<f64>], ridge: f64) -> Vec<Vec<f6
     a.into_iter().map(|row| row[d..].to_vec()).collect()
 }
 
-/// One preview per batch item of `f_hat` `(B, Cvae, h, w)`.
-pub fn latent_previews(engine: &Engine, f_hat: &Tensor) -> Result<Vec<PreviewImage>> {
+/// One preview per batch item of `f_hat` `(B, Cvae, h, w)`; `base` `(B, 3, h, w)` in [0, 1] is added
+/// to the mapped colours (a residual model's bicubic base).
+pub fn latent_previews(
+    engine: &Engine,
+    f_hat: &Tensor,
+    base: Option<&Tensor>,
+) -> Result<Vec<PreviewImage>> {
     let map = engine.preview_map()?;
     let (b, cv, h, w) = f_hat.dims4()?;
     let flat = f_hat
@@ -100,7 +105,14 @@ pub fn latent_previews(engine: &Engine, f_hat: &Tensor) -> Result<Vec<PreviewIma
         .reshape((b, cv, h * w))?
         .transpose(1, 2)?;
     let ones = Tensor::ones((b, h * w, 1), DType::F32, f_hat.device())?;
-    let rgb = Tensor::cat(&[&flat, &ones], 2)?.broadcast_matmul(&map.to_dtype(DType::F32)?)?;
+    let mut rgb = Tensor::cat(&[&flat, &ones], 2)?.broadcast_matmul(&map.to_dtype(DType::F32)?)?;
+    if let Some(b) = base {
+        let b = b
+            .to_dtype(DType::F32)?
+            .reshape((b.dim(0)?, 3, h * w))?
+            .transpose(1, 2)?;
+        rgb = (rgb + b)?;
+    }
     let rgb = (rgb.clamp(0f32, 1f32)? * 255.0)?
         .round()?
         .to_device(&Device::Cpu)?;

@@ -273,7 +273,7 @@ pub fn plan(engine: &Engine, input: (u32, u32), opts: &UpscaleOptions) -> Result
     let grid = TileGrid::new(
         padded.1 as usize / f,
         padded.0 as usize / f,
-        TileGeometry::for_tile(tile),
+        engine.tile_geometry(),
     )?;
     let budget = opts
         .memory_budget
@@ -296,7 +296,7 @@ pub fn plan(engine: &Engine, input: (u32, u32), opts: &UpscaleOptions) -> Result
         f,
         grid,
         batch,
-        decode: TileGeometry::for_tile(tile),
+        decode: engine.tile_geometry(),
         memory_budget: budget,
     })
 }
@@ -409,7 +409,8 @@ pub fn upscale(
     let (latent, tokens) = latent;
 
     job.inner.progress(&Progress::Decoding);
-    let pixels = decode::decode(engine, &latent, &plan, &mut job)?;
+    let base = engine.is_residual().then_some(&lr);
+    let pixels = decode::decode(engine, &latent, &plan, base, &mut job)?;
     let decoded = RgbImage::from_raw(plan.padded.0, plan.padded.1, pixels)
         .ok_or_else(|| Error::Invalid("decoded image has the wrong size".into()))?;
 

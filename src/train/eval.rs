@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use image::RgbImage;
 
-use super::loops::{batch_tensor, load_tokenizer};
+use super::loops::{batch_tensor, load_tokenizer, target_tensor};
 use super::small;
 use super::tokenizer::Tokenizer;
 use crate::imaging::tensor::from_unit_f32;
@@ -194,13 +194,27 @@ pub fn evaluate(engine: &Engine, args: &EvalArgs) -> Result<Vec<Scores>> {
     Ok(all)
 }
 
-/// `hr` cropped to whole latent cells, and the tokenizer's continuous reconstruction of it.
+/// `hr` cropped to whole latent cells, and the tokenizer's continuous reconstruction of it (for a
+/// residual tokenizer: of its detail over the bicubic upscale of its 4× downscale, added back).
 fn reconstruct(tok: &Tokenizer, hr: &RgbImage) -> Result<(RgbImage, RgbImage)> {
-    let f = small::vqvae_config().downsample() as u32;
+    let cfg = small::vqvae_config();
+    let f = (cfg.downsample() as u32).max(SCALE);
     let (w, h) = (hr.width() / f * f, hr.height() / f * f);
     let crop = image::imageops::crop_imm(hr, 0, 0, w, h).to_image();
-    let x = batch_tensor(std::slice::from_ref(&crop), &Device::Cpu)?;
-    let y = ((tok.decode(&tok.encode(&x)?)?.clamp(-1f32, 1f32)? + 1.0)? / 2.0)?;
+    let base = resize_rgb(&resize_rgb(&crop, w / SCALE, h / SCALE), w, h);
+    let dev = Device::Cpu;
+    let gain = cfg.residual_gain;
+    let x = target_tensor(
+        std::slice::from_ref(&crop),
+        std::slice::from_ref(&base),
+        gain,
+        &dev,
+    )?;
+    let mut y = tok.decode(&tok.encode(&x)?)?;
+    if gain > 0 {
+        y = (batch_tensor(std::slice::from_ref(&base), &dev)? + (y / gain as f64)?)?;
+    }
+    let y = ((y.clamp(-1f32, 1f32)? + 1.0)? / 2.0)?;
     let chw = y.flatten_all()?.to_vec1::<f32>()?;
     Ok((crop, from_unit_f32(&chw, w, h)))
 }

@@ -33,6 +33,7 @@ pub fn export(
         name: name.to_string(),
         var: small::var_config(),
         vqvae: small::vqvae_config(),
+        tile_overlap: Some(small::TILE_OVERLAP),
     };
     let mut metadata = HashMap::new();
     metadata.insert(META_KEY.to_string(), serde_json::to_string(&meta)?);

@@ -36,6 +36,34 @@ pub fn batch_tensor(imgs: &[RgbImage], dev: &Device) -> Result<Tensor> {
     )?)
 }
 
+/// What the tokenizer codes for HR tiles whose model inputs (the bicubic upscales of their LR) are
+/// `lrs`: the images themselves, or for a residual tokenizer `(hr − lr)·gain`.
+pub fn target_tensor(
+    hrs: &[RgbImage],
+    lrs: &[RgbImage],
+    gain: u32,
+    dev: &Device,
+) -> Result<Tensor> {
+    let hr = batch_tensor(hrs, dev)?;
+    if gain == 0 {
+        return Ok(hr);
+    }
+    Ok(((hr - batch_tensor(lrs, dev)?)? * gain as f64)?)
+}
+
+/// A random `side × side` window (the same for the whole batch) of `x` `(B, C, S, S)`.
+fn random_window(x: &Tensor, side: usize, rng: &mut impl Rng) -> Result<Tensor> {
+    let s = x.dim(2)?;
+    if side >= s {
+        return Ok(x.clone());
+    }
+    let (y0, x0) = (
+        rng.random_range(0..=s - side),
+        rng.random_range(0..=s - side),
+    );
+    Ok(x.narrow(2, y0, side)?.narrow(3, x0, side)?)
+}
+
 fn random_crop(img: &RgbImage, side: u32, rng: &mut impl Rng) -> RgbImage {
     if img.width() <= side {
         return img.clone();
@@ -107,13 +135,25 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
         };
         let last = side / f;
         let pns: Vec<usize> = full_pns.iter().copied().filter(|&p| p <= last).collect();
-        let imgs: Vec<RgbImage> = (0..run.batch)
+        let (hrs, lrs): (Vec<RgbImage>, Vec<RgbImage>) = (0..run.batch)
             .map(|_| {
                 let p = patches.augmented(rng.random_range(0..patches.len()), &mut rng);
-                random_crop(&p, side as u32, &mut rng)
+                let hr = random_crop(&p, small::TILE_PX as u32, &mut rng);
+                let lr = degrade::model_input(&hr, 4, &Degradation::random(&mut rng), &mut rng);
+                // The transformer's negative class targets degraded copies: code those too.
+                let tgt = if rng.random_bool(0.2) {
+                    degrade::low_quality(&hr, &mut rng)
+                } else {
+                    hr
+                };
+                (tgt, lr)
             })
-            .collect();
-        let x = batch_tensor(&imgs, &dev)?;
+            .unzip();
+        let x = random_window(
+            &target_tensor(&hrs, &lrs, cfg.residual_gain, &dev)?,
+            side,
+            &mut rng,
+        )?;
         let fl = if run.decoder_only {
             tok.encode(&x)?.detach()
         } else {
@@ -142,6 +182,7 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
         let diff = (&rec - &x)?;
         let l1 = diff.abs()?.mean_all()?;
         let l2 = diff.sqr()?.mean_all()?;
+        let gain2 = (cfg.residual_gain.max(1) as f64).powi(2);
         let loss = if run.decoder_only {
             (&l1 + &l2)?
         } else {
@@ -155,7 +196,8 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
         acc[1] += q.vq_loss.to_scalar::<f32>()? as f64;
         acc[2] += fl.sqr()?.mean_all()?.sqrt()?.to_scalar::<f32>()? as f64;
         acc[3] += 1.0;
-        acc[4] += l2.to_scalar::<f32>()? as f64;
+        // In image units: a residual's error is the error of bicubic + residual.
+        acc[4] += l2.to_scalar::<f32>()? as f64 / gain2;
         let every = if opt.step <= 500 { 20 } else { 100 };
         if !run.decoder_only && (opt.step == 1 || opt.step % every == 0) {
             let n = restart_dead_codes(&tok, &varmap, &q.rest_rows, &mut hits, &mut rng)?;
@@ -328,7 +370,12 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
             }
         }
         let t_degrade = clock.elapsed().as_secs_f64();
-        let targets = targets(&tok, &batch_tensor(&tgts, &dev)?, &cfg.patch_nums)?;
+        let gain = small::vqvae_config().residual_gain;
+        let targets = targets(
+            &tok,
+            &target_tensor(&tgts, &lrs, gain, &dev)?,
+            &cfg.patch_nums,
+        )?;
         let t_tokens = clock.elapsed().as_secs_f64();
         let batch = Batch {
             lr: batch_tensor(&lrs, &dev)?,

@@ -28,6 +28,7 @@ fn tiny_vqvae() -> VqvaeConfig {
         num_res_blocks: 1,
         num_phi: 2,
         norm_groups: 8,
+        residual_gain: 0,
     }
 }
 

@@ -40,11 +40,13 @@ impl Vqvae {
         self.config.downsample()
     }
 
+    /// `decoder(post_quant_conv(f̂))`, unclamped.
+    pub fn decode_raw(&self, f_hat: &Tensor) -> Result<Tensor> {
+        self.decoder.forward(&self.post_quant_conv.forward(f_hat)?)
+    }
+
     /// `fhat_to_img`: `clamp(decoder(post_quant_conv(f̂)), −1, 1)`, mapped to [0, 1].
     pub fn decode_to_unit(&self, f_hat: &Tensor) -> Result<Tensor> {
-        let img = self
-            .decoder
-            .forward(&self.post_quant_conv.forward(f_hat)?)?;
-        (img.clamp(-1f32, 1f32)? + 1.0)? * 0.5
+        (self.decode_raw(f_hat)?.clamp(-1f32, 1f32)? + 1.0)? * 0.5
     }
 }

@@ -2,6 +2,7 @@
 //! else overlapping windows of one tile cross-faded in pixel space.
 
 use candle_core::{DType, Device, Tensor};
+use image::RgbImage;
 
 use super::memory::{fit_batch, window_memory};
 use super::{JobObserver, UpscalePlan};
@@ -10,11 +11,12 @@ use crate::pipeline::tiling::PixelBlender;
 use crate::pipeline::{Error, Observer, Result};
 
 /// Decodes the blended latent (CHW, `grid.height × grid.width`) to interleaved 8-bit RGB of the
-/// padded size.
+/// padded size. `base` (the bicubic upscale, padded size) is added to what a residual model decodes.
 pub(super) fn decode(
     engine: &Engine,
     latent: &[f32],
     plan: &UpscalePlan,
+    base: Option<&RgbImage>,
     job: &mut JobObserver,
 ) -> Result<Vec<u8>> {
     let (h, w) = (plan.grid.height, plan.grid.width);
@@ -28,7 +30,10 @@ pub(super) fn decode(
             .decode(&z)?
             .to_dtype(DType::F32)?
             .to_device(&Device::Cpu)?;
-        let planar = img.flatten_all()?.to_vec1::<f32>()?;
+        let mut planar = img.flatten_all()?.to_vec1::<f32>()?;
+        if let Some(b) = base {
+            add_base(&mut planar, b, 0, 0, ph, pw);
+        }
         let plane = ph * pw;
         let mut out = vec![0u8; 3 * plane];
         for (i, px) in out.chunks_exact_mut(3).enumerate() {
@@ -66,7 +71,11 @@ pub(super) fn decode(
                 .to_dtype(DType::F32)?
                 .to_device(&Device::Cpu)?;
             for (i, &col) in chunk.iter().enumerate() {
-                let rgb = img.get(i)?.flatten_all()?.to_vec1::<f32>()?;
+                let mut rgb = img.get(i)?.flatten_all()?.to_vec1::<f32>()?;
+                if let Some(b) = base {
+                    let (y, x, hh, wwp) = blender.window(r, col);
+                    add_base(&mut rgb, b, y, x, hh, wwp);
+                }
                 blender.add(r, col, &rgb)?;
             }
             let now = job.now();
@@ -75,6 +84,20 @@ pub(super) fn decode(
         }
     }
     blender.finish()
+}
+
+/// Adds the `h × w` window at (y, x) of `base` (in [0, 1] units) to planar RGB `rgb`. The windows'
+/// cross-fade weights sum to one, so adding the base per window adds it once to the blend.
+fn add_base(rgb: &mut [f32], base: &RgbImage, y: usize, x: usize, h: usize, w: usize) {
+    let plane = h * w;
+    for dy in 0..h {
+        for dx in 0..w {
+            let p = base.get_pixel((x + dx) as u32, (y + dy) as u32).0;
+            for (c, v) in p.iter().enumerate() {
+                rgb[c * plane + dy * w + dx] += *v as f32 / 255.0;
+            }
+        }
+    }
 }
 
 /// Window `(y, x, h, w)` of a CHW latent.
@@ -110,5 +133,14 @@ mod tests {
             crop_latent(&latent, 2, 3, 4, 1, 2, 2, 2),
             vec![6., 7., 10., 11., 18., 19., 22., 23.]
         );
+    }
+
+    #[test]
+    fn base_windows_are_added_channel_by_channel() {
+        let base = RgbImage::from_fn(3, 2, |x, y| image::Rgb([(10 * x + y) as u8, 51, 255]));
+        let mut rgb = vec![-0.5f32; 3 * 2]; // a 2×1 window at (y 1, x 1)
+        add_base(&mut rgb, &base, 1, 1, 1, 2);
+        let r = |v: u8| v as f32 / 255.0 - 0.5;
+        assert_eq!(rgb, vec![r(11), r(21), r(51), r(51), r(255), r(255)]);
     }
 }
