@@ -196,7 +196,8 @@ impl Ffn {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // GELU with the tanh approximation, as `nn.GELU(approximate='tanh')`.
-        self.fc2.forward(&self.fc1.forward(x)?.gelu()?)
+        self.fc2
+            .forward(&crate::ops::gelu::gelu(&self.fc1.forward(x)?)?)
     }
 }
 

@@ -1,3 +1,4 @@
 //! Tensor operations with the exact numerics of the PyTorch functions the published code calls.
 
+pub mod gelu;
 pub mod resample;

@@ -125,7 +125,7 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
     let f = cfg.downsample();
     let mut hits = vec![0u32; cfg.vocab_size];
     let mut t0 = Instant::now();
-    let mut acc = [0f64; 5];
+    let mut acc = [0f64; 6];
     while opt.step < run.steps {
         let stage2 = opt.step >= run.stage1_steps;
         let side = if stage2 {
@@ -198,6 +198,8 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
         acc[3] += 1.0;
         // In image units: a residual's error is the error of bicubic + residual.
         acc[4] += l2.to_scalar::<f32>()? as f64 / gain2;
+        // What decoding nothing scores: bicubic alone, for a residual tokenizer.
+        acc[5] += x.sqr()?.mean_all()?.to_scalar::<f32>()? as f64 / gain2;
         let every = if opt.step <= 500 { 20 } else { 100 };
         if !run.decoder_only && (opt.step == 1 || opt.step % every == 0) {
             let n = restart_dead_codes(&tok, &varmap, &q.rest_rows, &mut hits, &mut rng)?;
@@ -208,17 +210,18 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
         if opt.step % run.log_every == 0 {
             let n = acc[3];
             println!(
-                "tokenizer step {} l1 {:.4} psnr {:.2} dB vq {:.4} f_rms {:.3} lr {:.2e} |g| {:.2} {:.2}s/step",
+                "tokenizer step {} l1 {:.4} psnr {:.2} dB (zero {:.2} dB) vq {:.4} f_rms {:.3} lr {:.2e} |g| {:.2} {:.2}s/step",
                 opt.step,
                 acc[0] / n,
                 10.0 * (4.0 / (acc[4] / n).max(1e-12)).log10(),
+                10.0 * (4.0 / (acc[5] / n).max(1e-12)).log10(),
                 acc[1] / n,
                 acc[2] / n,
                 lr,
                 norm,
                 t0.elapsed().as_secs_f64() / acc[3]
             );
-            acc = [0.0; 5];
+            acc = [0.0; 6];
             t0 = Instant::now();
         }
         if opt.step % run.save_every == 0 || opt.step == run.steps {
