@@ -30,12 +30,12 @@ BIN=target/release/varsr
     cp "$WORK/ckpt/tokenizer.safetensors" "$WORK/ckpt/tokenizer-decoder.safetensors"
 RAYON_NUM_THREADS=1 "$BIN" train tokenizer --decoder-only \
     --checkpoint "$WORK/ckpt/tokenizer-decoder.safetensors" \
-    --steps "${DECODER_STEPS:-2500}" --stage1-steps "${DECODER_STAGE1:-1000}" \
+    --steps "${DECODER_STEPS:-2000}" --stage1-steps "${DECODER_STAGE1:-450}" \
     --batch 8 --lr 5e-4 --continuous-prob 0.5 --save-every 20 --log-every 10 \
     >>"$WORK/logs/decoder.log" 2>&1 &
 decoder=$!
 RAYON_NUM_THREADS=1 "$BIN" train transformer \
-    --steps "${TRANSFORMER_STEPS:-2000}" --batch "${TRANSFORMER_BATCH:-8}" --lr 1e-3 --warmup 50 \
+    --steps "${TRANSFORMER_STEPS:-1600}" --batch "${TRANSFORMER_BATCH:-8}" --lr 1e-3 --warmup 50 \
     --save-every 25 --log-every 5 \
     2>&1 | tee -a "$WORK/logs/transformer.log"
 wait "$decoder"

@@ -19,13 +19,17 @@ fn built_in_model_upscales_a_held_out_photo() {
         "{}",
         engine.description
     );
+    // Both travel only in the metadata.
     assert_eq!(engine.vae.config.norm_groups, 8);
+    assert!(engine.is_residual());
     let args = EvalArgs {
         hr_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/quality"),
         model: None,
         cfg: vec![0.0, 6.0],
         out: None,
         seed: 42,
+        top_k: 1,
+        top_p: 0.75,
         limit: None,
         tokenizer: None,
     };
@@ -35,8 +39,9 @@ fn built_in_model_upscales_a_held_out_photo() {
         eprintln!("{}: PSNR-Y {:.2} dB, SSIM-Y {:.4}", s.name, s.psnr, s.ssim);
     }
     assert_eq!(bicubic.count, 1);
-    // A broken model (wrong norm groups, a swapped tensor, a decoder fed the wrong latent) lands
-    // far below interpolation (15–20 dB here); the trained one stays within a few dB of it.
+    // The model adds detail to the bicubic upscale: a broken one (wrong norm groups, a swapped
+    // tensor, a decoder fed the wrong latent) paints noise over it and loses several dB; the
+    // trained one stays within the issue's 0.5 dB of bicubic.
     for s in [unguided, guided] {
         assert!(
             s.psnr > bicubic.psnr - MAX_PSNR_DEFICIT_DB,
@@ -45,12 +50,20 @@ fn built_in_model_upscales_a_held_out_photo() {
             s.psnr,
             bicubic.psnr
         );
-        assert!(s.ssim > 0.5, "{}: SSIM {:.3}", s.name, s.ssim);
+        assert!(
+            s.ssim > bicubic.ssim - MAX_SSIM_DEFICIT,
+            "{}: SSIM {:.4} vs bicubic {:.4}",
+            s.name,
+            s.ssim,
+            bicubic.ssim
+        );
     }
     // Guidance must change the result.
     assert!((unguided.psnr - guided.psnr).abs() > 1e-3);
 }
 
-/// The largest PSNR-Y shortfall against bicubic this test accepts (see models/README.md for the
-/// measured figures; the shipped model is a small CPU-trained one).
-const MAX_PSNR_DEFICIT_DB: f64 = 4.0;
+/// The largest PSNR-Y shortfall against bicubic this test accepts: issue #5's target (see
+/// models/README.md for the measured figures).
+const MAX_PSNR_DEFICIT_DB: f64 = 0.5;
+/// The largest SSIM-Y shortfall against bicubic.
+const MAX_SSIM_DEFICIT: f64 = 0.02;

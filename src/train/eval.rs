@@ -37,6 +37,12 @@ pub struct EvalArgs {
     pub out: Option<PathBuf>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Sample from the `top_k` most likely codes (1 = argmax, the default; 0 = all).
+    #[arg(long, default_value_t = SamplingParams::default().top_k)]
+    pub top_k: usize,
+    /// Nucleus threshold for sampling (1 = off).
+    #[arg(long, default_value_t = SamplingParams::default().top_p)]
+    pub top_p: f32,
     /// Use at most this many images.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -165,7 +171,8 @@ pub fn evaluate(engine: &Engine, args: &EvalArgs) -> Result<Vec<Scores>> {
                 params: SamplingParams {
                     cfg: *g,
                     seed: args.seed,
-                    ..Default::default()
+                    top_k: args.top_k,
+                    top_p: args.top_p,
                 },
                 ..Default::default()
             };
