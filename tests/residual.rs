@@ -11,7 +11,7 @@ use varsr::imaging::resize_rgb;
 use varsr::model::random_init::RandomInit;
 use varsr::model::var::Var;
 use varsr::model::vqvae::Vqvae;
-use varsr::pipeline::events::Silent;
+use varsr::pipeline::events::{Observer, ScaleEvent, Silent};
 use varsr::pipeline::upscale::{UpscaleInput, UpscaleOptions, upscale};
 use varsr::pipeline::{Engine, SeededNoise};
 use varsr::train::small;
@@ -98,4 +98,58 @@ fn detail_is_added_once_to_the_bicubic_upscale() {
 
     let detailed = run(&engine(false));
     assert!(max_diff(&detailed.rgb, &bicubic) > 8);
+}
+
+/// Keeps the previews of the first batch's last scale.
+#[derive(Default)]
+struct LastPreview(Option<ScaleEvent>);
+
+impl Observer for LastPreview {
+    fn scale_done(&mut self, e: &ScaleEvent) {
+        if e.tile == 0 && e.scale + 1 == e.num_scales {
+            self.0 = Some(e.clone());
+        }
+    }
+    fn wants_previews(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn previews_show_the_detail_on_top_of_the_input() {
+    let lr = RgbImage::from_fn(16, 16, |x, y| {
+        image::Rgb([(x * 15) as u8, (y * 15) as u8, 90])
+    });
+    let mut seen = LastPreview::default();
+    upscale(
+        &engine(true),
+        &UpscaleInput::from_rgb(lr.clone()),
+        &UpscaleOptions::default(),
+        &mut seen,
+        &mut SeededNoise::new(7),
+    )
+    .unwrap();
+    let event = seen.0.expect("the last scale was reported");
+    let preview = &event.previews[0];
+    let side = small::TILE_PX / 4;
+    assert_eq!((preview.width, preview.height), (side, side));
+    // No detail: the preview is the model's input (the bicubic upscale) averaged over each latent
+    // cell of 4×4 pixels.
+    let input = resize_rgb(&lr, 64, 64);
+    for cy in 0..side {
+        for cx in 0..side {
+            for c in 0..3 {
+                let sum: f64 = (0..16)
+                    .map(|i| {
+                        input.get_pixel((cx * 4 + i % 4) as u32, (cy * 4 + i / 4) as u32)[c] as f64
+                    })
+                    .sum();
+                let got = preview.rgb[(cy * side + cx) * 3 + c] as f64;
+                assert!(
+                    (got - sum / 16.0).abs() <= 1.0,
+                    "cell ({cx}, {cy}) channel {c}"
+                );
+            }
+        }
+    }
 }

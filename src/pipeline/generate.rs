@@ -48,10 +48,15 @@ pub fn generate(
     let mut f_hat = Tensor::zeros((b, cfg.cvae, last, last), DType::F32, lr.device())?;
     let mut pos = 0;
     let mut tokens = Vec::with_capacity(k);
-    // A residual model's previews show its detail on top of the LR at the latent's resolution.
-    let base = match engine.is_residual() && observer.wants_previews() {
-        true => Some(((crate::ops::resample::area(lr, last, last)? + 1.0)? * 0.5)?),
-        false => None,
+    let reporter = Reporter {
+        engine,
+        // A residual model's previews show its detail on top of the LR at the latent's resolution.
+        base: match engine.is_residual() && observer.wants_previews() {
+            true => Some(((crate::ops::resample::area(lr, last, last)? + 1.0)? * 0.5)?),
+            false => None,
+        },
+        num_scales: k,
+        tile,
     };
     for (si, &pn) in pns.iter().enumerate() {
         if observer.cancelled() {
@@ -105,17 +110,7 @@ pub fn generate(
                 .transpose(1, 2)?
                 .reshape((b, cfg.cvae, pn, pn))?;
             f_hat = (f_hat + r)?;
-            report(
-                engine,
-                observer,
-                &f_hat,
-                base.as_ref(),
-                &idx,
-                si,
-                pn,
-                k,
-                tile,
-            )?;
+            reporter.scale(observer, &f_hat, &idx, si, pn)?;
             tokens.push(idx);
             break;
         }
@@ -124,17 +119,7 @@ pub fn generate(
         if observer.wants_taps() {
             observer.tap(&format!("f_hat_after_s{si}"), &f_hat);
         }
-        report(
-            engine,
-            observer,
-            &f_hat,
-            base.as_ref(),
-            &idx,
-            si,
-            pn,
-            k,
-            tile,
-        )?;
+        reporter.scale(observer, &f_hat, &idx, si, pn)?;
         tokens.push(idx);
         if let Some(next) = next {
             x = var.scale_input(&next, si + 1)?;
@@ -143,32 +128,39 @@ pub fn generate(
     Ok(Generated { f_hat, tokens })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn report(
-    engine: &Engine,
-    observer: &mut dyn Observer,
-    f_hat: &Tensor,
-    base: Option<&Tensor>,
-    idx: &Tensor,
-    si: usize,
-    pn: usize,
-    k: usize,
+/// Reports finished scales of one batch of tiles to the observer.
+struct Reporter<'a> {
+    engine: &'a Engine,
+    /// What previews add the mapped latent to (a residual model's LR), `(B, 3, h, w)` in [0, 1].
+    base: Option<Tensor>,
+    num_scales: usize,
     tile: (usize, usize),
-) -> Result<()> {
-    let previews = if observer.wants_previews() {
-        preview::latent_previews(engine, f_hat, base)?
-    } else {
-        Vec::new()
-    };
-    let tokens = idx.to_dtype(DType::U32)?.to_vec2::<u32>()?;
-    observer.scale_done(&ScaleEvent {
-        tile: tile.0,
-        num_tiles: tile.1,
-        scale: si,
-        num_scales: k,
-        pn,
-        tokens,
-        previews,
-    });
-    Ok(())
+}
+
+impl Reporter<'_> {
+    fn scale(
+        &self,
+        observer: &mut dyn Observer,
+        f_hat: &Tensor,
+        idx: &Tensor,
+        si: usize,
+        pn: usize,
+    ) -> Result<()> {
+        let previews = if observer.wants_previews() {
+            preview::latent_previews(self.engine, f_hat, self.base.as_ref())?
+        } else {
+            Vec::new()
+        };
+        let tokens = idx.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+        observer.scale_done(&ScaleEvent {
+            tile: self.tile.0,
+            num_tiles: self.tile.1,
+            scale: si,
+            num_scales: self.num_scales,
+            pn,
+            tokens,
+            previews,
+        });
+        Ok(())
+    }
 }
