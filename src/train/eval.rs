@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use image::RgbImage;
 
 use super::loops::{batch_tensor, load_tokenizer, target_tensor};
@@ -132,6 +132,10 @@ pub fn evaluate(engine: &Engine, args: &EvalArgs) -> Result<Vec<Scores>> {
         name: "tokenizer ceiling".into(),
         ..Default::default()
     };
+    let mut token_ceiling = Scores {
+        name: "tokens ceiling".into(),
+        ..Default::default()
+    };
     let mut files = list_images(&args.hr_dir)?;
     if let Some(l) = args.limit {
         files.truncate(l);
@@ -156,13 +160,19 @@ pub fn evaluate(engine: &Engine, args: &EvalArgs) -> Result<Vec<Scores>> {
         );
         if let Some(tok) = &tokenizer {
             let t = Instant::now();
-            let (crop, rec) = reconstruct(tok, &hr)?;
+            let (crop, [rec, tokens]) = reconstruct(tok, &hr)?;
             ceiling.add(
                 psnr_y(&crop, &rec, SCALE)?,
                 ssim_y(&crop, &rec, SCALE)?,
                 t.elapsed().as_secs_f64(),
             );
+            token_ceiling.add(
+                psnr_y(&crop, &tokens, SCALE)?,
+                ssim_y(&crop, &tokens, SCALE)?,
+                0.0,
+            );
             save(&args.out, "tokenizer", &name, &rec)?;
+            save(&args.out, "tokens", &name, &tokens)?;
         }
         save(&args.out, "hr", &name, &hr)?;
         save(&args.out, "bicubic", &name, &bic)?;
@@ -196,17 +206,20 @@ pub fn evaluate(engine: &Engine, args: &EvalArgs) -> Result<Vec<Scores>> {
     let mut all = vec![bicubic.mean()];
     if tokenizer.is_some() {
         all.push(ceiling.mean());
+        all.push(token_ceiling.mean());
     }
     all.extend(model.into_iter().map(Scores::mean));
     Ok(all)
 }
 
-/// `hr` cropped to whole latent cells, and the tokenizer's continuous reconstruction of it (for a
-/// residual tokenizer: of its detail over the bicubic upscale of its 4× downscale, added back).
-fn reconstruct(tok: &Tokenizer, hr: &RgbImage) -> Result<(RgbImage, RgbImage)> {
+/// `hr` cropped to whole latent cells, and the tokenizer's reconstructions of it (for a residual
+/// tokenizer: of its detail over the bicubic upscale of its 4× downscale, added back): from the
+/// continuous latent (what the refiner restores), and from its tokens (each 64-px tile quantized on
+/// its own, tiles side by side without overlap).
+fn reconstruct(tok: &Tokenizer, hr: &RgbImage) -> Result<(RgbImage, [RgbImage; 2])> {
     let cfg = small::vqvae_config();
-    let f = (cfg.downsample() as u32).max(SCALE);
-    let (w, h) = (hr.width() / f * f, hr.height() / f * f);
+    let t = small::TILE_PX as u32;
+    let (w, h) = (hr.width() / t * t, hr.height() / t * t);
     let crop = image::imageops::crop_imm(hr, 0, 0, w, h).to_image();
     let base = resize_rgb(&resize_rgb(&crop, w / SCALE, h / SCALE), w, h);
     let dev = Device::Cpu;
@@ -217,13 +230,30 @@ fn reconstruct(tok: &Tokenizer, hr: &RgbImage) -> Result<(RgbImage, RgbImage)> {
         gain,
         &dev,
     )?;
-    let mut y = tok.decode(&tok.encode(&x)?)?;
-    if gain > 0 {
-        y = (batch_tensor(std::slice::from_ref(&base), &dev)? + (y / gain as f64)?)?;
-    }
-    let y = ((y.clamp(-1f32, 1f32)? + 1.0)? / 2.0)?;
-    let chw = y.flatten_all()?.to_vec1::<f32>()?;
-    Ok((crop, from_unit_f32(&chw, w, h)))
+    let latent = tok.encode(&x)?;
+    let pns = small::var_config().patch_nums;
+    let (c, lh, lw) = latent.dims4().map(|(_, c, h, w)| (c, h, w))?;
+    let s = small::TILE_PX / cfg.downsample();
+    let (rows, cols) = (lh / s, lw / s);
+    let tiles = latent
+        .reshape((c, rows, s, cols, s))?
+        .permute((1, 3, 0, 2, 4))?
+        .reshape((rows * cols, c, s, s))?;
+    let quantized = tok
+        .quantize(&tiles, &pns, pns.len())?
+        .f_hat
+        .reshape((rows, cols, c, s, s))?
+        .permute((2, 0, 3, 1, 4))?
+        .reshape((1, c, lh, lw))?;
+    let image = |z: &Tensor| -> Result<RgbImage> {
+        let mut y = tok.decode(z)?;
+        if gain > 0 {
+            y = (batch_tensor(std::slice::from_ref(&base), &dev)? + (y / gain as f64)?)?;
+        }
+        let y = ((y.clamp(-1f32, 1f32)? + 1.0)? / 2.0)?;
+        Ok(from_unit_f32(&y.flatten_all()?.to_vec1::<f32>()?, w, h))
+    };
+    Ok((crop, [image(&latent)?, image(&quantized)?]))
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
