@@ -56,6 +56,7 @@ fn engine(zero_out: bool) -> Engine {
         device: dev,
         description: "residual test model".into(),
         tile_overlap: small::TILE_OVERLAP,
+        default_cfg: small::DEFAULT_CFG,
         preview_map: Default::default(),
     }
 }

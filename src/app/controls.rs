@@ -231,7 +231,8 @@ fn generate_section(ui: &mut Ui, settings: &mut Settings, state: &State, cmds: &
     )
     .on_hover_text(format!(
         "Classifier-free guidance: higher follows the model's idea of a sharp photo more \
-         strongly. The release uses {}.",
+         strongly. This model's default is {}; the release uses {}.",
+        state.model_default_cfg,
         SamplingParams::DEFAULT_CFG
     ));
     ui.horizontal(|ui| {

@@ -125,6 +125,11 @@ impl VarsrApp {
                         "Note: this model has untrained (random) weights; its output is noise.",
                     );
                 }
+                follow_model_default(
+                    &mut self.settings.params.cfg,
+                    &mut self.state.model_default_cfg,
+                    info.default_cfg,
+                );
                 self.state.model = ModelStatus::Ready(info);
             }
             Event::ModelFailed { message } => {
@@ -274,5 +279,33 @@ impl VarsrApp {
             // Events of superseded jobs.
             _ => {}
         }
+    }
+}
+
+/// A guidance still at the previous model's default follows the new model's; one the person chose
+/// stays.
+fn follow_model_default(cfg: &mut f32, last_default: &mut f32, new_default: f32) {
+    if (*cfg - *last_default).abs() < 1e-4 {
+        *cfg = new_default;
+    }
+    *last_default = new_default;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::follow_model_default;
+
+    #[test]
+    fn guidance_follows_the_model_default_unless_chosen() {
+        // Fresh settings (the release's 6), then the built-in model (1), then the release again.
+        let (mut cfg, mut last) = (6.0, 6.0);
+        follow_model_default(&mut cfg, &mut last, 1.0);
+        assert_eq!((cfg, last), (1.0, 1.0));
+        follow_model_default(&mut cfg, &mut last, 6.0);
+        assert_eq!((cfg, last), (6.0, 6.0));
+        // A chosen value survives model changes.
+        cfg = 3.5;
+        follow_model_default(&mut cfg, &mut last, 1.0);
+        assert_eq!((cfg, last), (3.5, 1.0));
     }
 }

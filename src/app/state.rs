@@ -179,6 +179,9 @@ pub struct State {
     pub scrub: Option<usize>,
     pub job: Option<Job>,
     pub model: ModelStatus,
+    /// The default guidance of the model the settings' guidance was last set from: a guidance
+    /// still at that value follows the next model's default, one the person chose stays.
+    pub model_default_cfg: f32,
     /// The last failure in plain words, shown until dismissed.
     pub error: Option<String>,
     /// A short note ("Saved to …"), shown until the next one.
@@ -217,6 +220,7 @@ impl Default for State {
             scrub: None,
             job: None,
             model: ModelStatus::NotLoaded,
+            model_default_cfg: crate::pipeline::SamplingParams::DEFAULT_CFG,
             error: None,
             notice: None,
             view: View::default(),

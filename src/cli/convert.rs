@@ -91,6 +91,7 @@ fn convert(args: &ConvertArgs) -> Result<String, String> {
         var: var_cfg,
         vqvae: vae_cfg,
         tile_overlap: None,
+        default_cfg: None,
     };
     let json = serde_json::to_string(&meta).map_err(|e| e.to_string())?;
     let metadata = HashMap::from([(META_KEY.to_string(), json)]);

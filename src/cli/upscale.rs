@@ -50,9 +50,10 @@ pub struct UpscaleArgs {
     #[arg(long, value_name = "H", value_parser = clap::value_parser!(u32).range(1..))]
     pub height: Option<u32>,
 
-    /// Classifier-free guidance strength (0 = none; the published default is 6).
-    #[arg(long, default_value_t = SamplingParams::DEFAULT_CFG, value_parser = parse_cfg)]
-    pub cfg: f32,
+    /// Classifier-free guidance strength (0 = none). Default: the model's own (6 for the release,
+    /// 1 for the built-in model).
+    #[arg(long, value_parser = parse_cfg)]
+    pub cfg: Option<f32>,
 
     /// Random seed (refiner noise and sampling); the same seed gives the same image.
     #[arg(long, default_value_t = 42)]
@@ -138,9 +139,14 @@ impl UpscaleArgs {
         }
     }
 
+    /// The guidance in use (resolved to the model's default before any file is processed).
+    fn cfg(&self) -> f32 {
+        self.cfg.unwrap_or(SamplingParams::DEFAULT_CFG)
+    }
+
     fn params(&self) -> SamplingParams {
         SamplingParams {
-            cfg: self.cfg,
+            cfg: self.cfg(),
             top_k: self.top_k,
             top_p: self.top_p,
             seed: self.seed,
@@ -178,7 +184,7 @@ impl UpscaleArgs {
                 stem: &stem,
                 ext: self.format.ext(),
                 scale,
-                cfg: self.cfg,
+                cfg: self.cfg(),
                 seed: self.seed,
             },
         );
@@ -259,6 +265,11 @@ pub fn run(args: UpscaleArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     let mut model = Model::NotLoaded;
+    let mut args = args;
+    if args.cfg.is_none() && !collected.files.is_empty() {
+        // The guidance names the output files, so the model (and its default) comes first.
+        args.cfg = engine(&args, &mut model).ok().map(|e| e.default_cfg);
+    }
     let mut planned: HashSet<PathBuf> = HashSet::new();
     let total = collected.files.len();
     for (i, input) in collected.files.iter().enumerate() {

@@ -32,6 +32,8 @@ pub struct Engine {
     pub description: String,
     /// Latent cells shared by neighbouring tiles (a quarter tile unless the model file says otherwise).
     pub tile_overlap: usize,
+    /// The guidance this model was tuned for (the release's 6 unless its file says otherwise).
+    pub default_cfg: f32,
     /// Latent → RGB map for previews, fitted on first use.
     pub preview_map: std::sync::OnceLock<Tensor>,
 }

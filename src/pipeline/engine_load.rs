@@ -24,6 +24,9 @@ pub struct ModelMeta {
     /// Latent cells shared by neighbouring tiles; absent: a quarter tile, as published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tile_overlap: Option<usize>,
+    /// The guidance this model was tuned for; absent: the release's 6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_cfg: Option<f32>,
 }
 
 fn weights_err(e: WeightsError) -> Error {
@@ -110,6 +113,7 @@ impl Engine {
         let var = Var::new(var_cfg, files.var_builder(dtype, device))?;
         let vae = Vqvae::new(vae_cfg, files.vae_builder(dtype, device))?;
         let overlap = declared.as_ref().and_then(|m| m.tile_overlap);
+        let default_cfg = declared.as_ref().and_then(|m| m.default_cfg);
         let name = declared
             .map(|m| m.name)
             .unwrap_or_else(|| "VARSR".to_string());
@@ -122,6 +126,14 @@ impl Engine {
                 )));
             }
             engine.tile_overlap = o;
+        }
+        if let Some(g) = default_cfg {
+            if !(0.0..=100.0).contains(&g) {
+                return Err(Error::Invalid(format!(
+                    "{origin}: default guidance {g} is outside 0–100"
+                )));
+            }
+            engine.default_cfg = g;
         }
         Ok(engine)
     }
@@ -174,6 +186,7 @@ impl Engine {
             device: device.clone(),
             description,
             tile_overlap,
+            default_cfg: crate::pipeline::SamplingParams::DEFAULT_CFG,
             preview_map: Default::default(),
         }
     }

@@ -29,7 +29,7 @@ pub struct EvalArgs {
     /// Model file or folder; the embedded model when absent.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Guidance values to measure (comma-separated); the default guidance when absent.
+    /// Guidance values to measure (comma-separated); the model's default guidance when absent.
     #[arg(long, value_delimiter = ',')]
     pub cfg: Vec<f32>,
     /// Save the outputs under this folder (`hr/`, `bicubic/`, `cfg<g>/`), e.g. for LPIPS.
@@ -109,7 +109,7 @@ fn save(out: &Option<PathBuf>, sub: &str, name: &str, img: &RgbImage) -> Result<
 /// Runs the benchmark on `hr_dir` and returns bicubic's scores then the model's per guidance.
 pub fn evaluate(engine: &Engine, args: &EvalArgs) -> Result<Vec<Scores>> {
     let cfgs = if args.cfg.is_empty() {
-        vec![SamplingParams::DEFAULT_CFG]
+        vec![engine.default_cfg]
     } else {
         args.cfg.clone()
     };

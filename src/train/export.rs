@@ -34,6 +34,7 @@ pub fn export(
         var: small::var_config(),
         vqvae: small::vqvae_config(),
         tile_overlap: Some(small::TILE_OVERLAP),
+        default_cfg: Some(small::DEFAULT_CFG),
     };
     let mut metadata = HashMap::new();
     metadata.insert(META_KEY.to_string(), serde_json::to_string(&meta)?);

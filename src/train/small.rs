@@ -17,6 +17,9 @@ pub const TILE_PX: usize = 64;
 /// hides the seams, and a 512-px output needs 81 tiles instead of 121.
 pub const TILE_OVERLAP: usize = 2;
 
+/// The guidance the small model is used with by default (measured on Set5, models/README.md).
+pub const DEFAULT_CFG: f32 = 1.0;
+
 pub fn vqvae_config() -> VqvaeConfig {
     VqvaeConfig {
         vocab_size: 1024,

@@ -73,6 +73,7 @@ pub fn load(spec: &ModelSpec, choice: DeviceChoice) -> std::result::Result<Loade
         description,
         tile_px: engine.tile_px(),
         num_scales: engine.patch_nums().len(),
+        default_cfg: engine.default_cfg,
         device: device_name,
         untrained: looks_untrained(spec, &engine.description),
     };

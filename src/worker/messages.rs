@@ -160,6 +160,8 @@ pub struct ModelInfo {
     /// Side of one generated tile in output pixels.
     pub tile_px: usize,
     pub num_scales: usize,
+    /// The guidance the model was tuned for.
+    pub default_cfg: f32,
     /// The device actually used (after any fallback).
     pub device: String,
     /// The weights are a test fixture or untrained: output is noise, not a photo.
