@@ -5,13 +5,21 @@
 # Debian packages: xvfb x11-apps xdotool imagemagick, and a software GPU driver for wgpu:
 # libegl1 libegl-mesa0 libgl1-mesa-dri (GL) or mesa-vulkan-drivers libvulkan1 (Vulkan).
 #
-# The model is the tiny random-weight test fixture unless VARSR_MODEL names another one: its
-# output is noise, which is what the screenshots then show.
+# The model is the built-in one (models/varsr-studio-small.safetensors) when it exists, else the
+# tiny random-weight test fixture (whose output is noise); VARSR_MODEL names another one. SCALES is
+# the model's number of scales (8 for the built-in model, 10 for the release and the fixture).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=screenshots
-model=${VARSR_MODEL:-tests/fixtures/parity/parity-d2}
+builtin=models/varsr-studio-small.safetensors
+if [ -f "$builtin" ]; then
+    model=${VARSR_MODEL:-$builtin}
+    scales=${SCALES:-8}
+else
+    model=${VARSR_MODEL:-tests/fixtures/parity/parity-d2}
+    scales=${SCALES:-10}
+fi
 display_num=${SCREENSHOT_DISPLAY:-97}
 # Seconds one upscale of the sample may take at most.
 job_wait=${JOB_WAIT:-300}
@@ -84,9 +92,11 @@ shot 05-hold-space-input 0.5
 xdotool keyup space
 key 0 m
 shot 06-split 0.5
-key Left Left Left Left Left Left Left Left
+# From the last scale back to scale 3 (of 1…scales).
+back=$(printf 'Left %.0s' $(seq $((scales - 2))))
+key $back
 shot 07-scale-3 0.5
-key Right Right Right Right Right Right Right Right m
+key ${back//Left/Right} m
 key ctrl+s
 wait_log "Saved "
 shot 08-exported 0.5

@@ -51,7 +51,7 @@ pub struct UpscaleArgs {
     pub height: Option<u32>,
 
     /// Classifier-free guidance strength (0 = none). Default: the model's own (6 for the release,
-    /// 1 for the built-in model).
+    /// 12 for the built-in model).
     #[arg(long, value_parser = parse_cfg)]
     pub cfg: Option<f32>,
 

@@ -18,7 +18,7 @@ pub const TILE_PX: usize = 64;
 pub const TILE_OVERLAP: usize = 2;
 
 /// The guidance the small model is used with by default (measured on Set5, models/README.md).
-pub const DEFAULT_CFG: f32 = 1.0;
+pub const DEFAULT_CFG: f32 = 12.0;
 
 pub fn vqvae_config() -> VqvaeConfig {
     VqvaeConfig {
