@@ -170,7 +170,7 @@ impl Engine {
 
     fn assemble(var: Var, vae: Vqvae, device: &Device, summary: String) -> Engine {
         let c = &var.config;
-        let tile_overlap = c.final_side() / 4;
+        let tile_overlap = super::tiling::TileGeometry::for_tile(c.final_side()).overlap;
         let description = format!(
             "{summary}: depth {}, width {}, {} scales up to {}×{}, {} px tiles",
             c.depth,

@@ -224,11 +224,11 @@ fn reconstruct(tok: &Tokenizer, hr: &RgbImage) -> Result<(RgbImage, [RgbImage; 2
     let base = resize_rgb(&resize_rgb(&crop, w / SCALE, h / SCALE), w, h);
     let dev = Device::Cpu;
     let gain = cfg.residual_gain;
+    let base_t = batch_tensor(std::slice::from_ref(&base), &dev)?;
     let x = target_tensor(
-        std::slice::from_ref(&crop),
-        std::slice::from_ref(&base),
+        &batch_tensor(std::slice::from_ref(&crop), &dev)?,
+        &base_t,
         gain,
-        &dev,
     )?;
     let latent = tok.encode(&x)?;
     let pns = small::var_config().patch_nums;
@@ -248,7 +248,7 @@ fn reconstruct(tok: &Tokenizer, hr: &RgbImage) -> Result<(RgbImage, [RgbImage; 2
     let image = |z: &Tensor| -> Result<RgbImage> {
         let mut y = tok.decode(z)?;
         if gain > 0 {
-            y = (batch_tensor(std::slice::from_ref(&base), &dev)? + (y / gain as f64)?)?;
+            y = (&base_t + (y / gain as f64)?)?;
         }
         let y = ((y.clamp(-1f32, 1f32)? + 1.0)? / 2.0)?;
         Ok(from_unit_f32(&y.flatten_all()?.to_vec1::<f32>()?, w, h))

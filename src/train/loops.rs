@@ -36,19 +36,13 @@ pub fn batch_tensor(imgs: &[RgbImage], dev: &Device) -> Result<Tensor> {
     )?)
 }
 
-/// What the tokenizer codes for HR tiles whose model inputs (the bicubic upscales of their LR) are
-/// `lrs`: the images themselves, or for a residual tokenizer `(hr − lr)·gain`.
-pub fn target_tensor(
-    hrs: &[RgbImage],
-    lrs: &[RgbImage],
-    gain: u32,
-    dev: &Device,
-) -> Result<Tensor> {
-    let hr = batch_tensor(hrs, dev)?;
+/// What the tokenizer codes for HR tiles `hr` whose model inputs (the bicubic upscales of their LR,
+/// as [`batch_tensor`]s) are `lr`: the images themselves, or for a residual tokenizer `(hr − lr)·gain`.
+pub fn target_tensor(hr: &Tensor, lr: &Tensor, gain: u32) -> Result<Tensor> {
     if gain == 0 {
-        return Ok(hr);
+        return Ok(hr.clone());
     }
-    Ok(((hr - batch_tensor(lrs, dev)?)? * gain as f64)?)
+    Ok(((hr - lr)? * gain as f64)?)
 }
 
 /// A random `side × side` window (the same for the whole batch) of `x` `(B, C, S, S)`.
@@ -126,6 +120,8 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
     let mut hits = vec![0u32; cfg.vocab_size];
     let mut t0 = Instant::now();
     let mut acc = [0f64; 6];
+    // Errors of a residual tokenizer scaled back to image units.
+    let gain2 = (cfg.residual_gain.max(1) as f64).powi(2);
     while opt.step < run.steps {
         let stage2 = opt.step >= run.stage1_steps;
         let side = if stage2 {
@@ -150,7 +146,11 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
             })
             .unzip();
         let x = random_window(
-            &target_tensor(&hrs, &lrs, cfg.residual_gain, &dev)?,
+            &target_tensor(
+                &batch_tensor(&hrs, &dev)?,
+                &batch_tensor(&lrs, &dev)?,
+                cfg.residual_gain,
+            )?,
             side,
             &mut rng,
         )?;
@@ -182,7 +182,6 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
         let diff = (&rec - &x)?;
         let l1 = diff.abs()?.mean_all()?;
         let l2 = diff.sqr()?.mean_all()?;
-        let gain2 = (cfg.residual_gain.max(1) as f64).powi(2);
         let loss = if run.decoder_only {
             (&l1 + &l2)?
         } else {
@@ -345,6 +344,7 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
     let prefix = cfg.prefix_side * cfg.prefix_side;
     let mask = mask::block_causal(prefix, &cfg.patch_nums, &dev)?;
     let diffusion = DiffusionLoss::default();
+    let gain = small::vqvae_config().residual_gain;
     let mut t0 = Instant::now();
     let mut acc = [0f64; 7];
     // Seconds spent in degradations, target tokenization, forward, backward since the last log.
@@ -373,15 +373,15 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
             }
         }
         let t_degrade = clock.elapsed().as_secs_f64();
-        let gain = small::vqvae_config().residual_gain;
+        let lr = batch_tensor(&lrs, &dev)?;
         let targets = targets(
             &tok,
-            &target_tensor(&tgts, &lrs, gain, &dev)?,
+            &target_tensor(&batch_tensor(&tgts, &dev)?, &lr, gain)?,
             &cfg.patch_nums,
         )?;
         let t_tokens = clock.elapsed().as_secs_f64();
         let batch = Batch {
-            lr: batch_tensor(&lrs, &dev)?,
+            lr,
             labels: Tensor::from_vec(labels, run.batch, &dev)?,
             targets,
         };
