@@ -2,3 +2,4 @@
 
 pub mod gelu;
 pub mod resample;
+pub mod winograd;

@@ -4,6 +4,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, VarBuilder, conv2d};
 
 use crate::ops::resample::nearest2x;
+use crate::ops::winograd;
 
 const GN_EPS: f64 = 1e-6;
 
@@ -19,7 +20,17 @@ pub fn group_norm(ch: usize, groups: usize, vb: VarBuilder) -> Result<GroupNorm>
     )
 }
 
-pub fn conv3(i: usize, o: usize, vb: VarBuilder) -> Result<Conv2d> {
+/// A 3×3 convolution with padding 1 (`nn.Conv2d(i, o, 3, padding=1)`), run by
+/// [`winograd::conv3x3`] on the CPU.
+pub struct Conv3(Conv2d);
+
+pub fn conv3(i: usize, o: usize, vb: VarBuilder) -> Result<Conv3> {
+    Ok(Conv3(conv3_direct(i, o, vb)?))
+}
+
+/// The same convolution run by candle's direct kernel: for the quantizer's φ, whose rounding
+/// decides the next scale's tokens and must match the published code's as closely as possible.
+pub fn conv3_direct(i: usize, o: usize, vb: VarBuilder) -> Result<Conv2d> {
     conv2d(
         i,
         o,
@@ -32,6 +43,12 @@ pub fn conv3(i: usize, o: usize, vb: VarBuilder) -> Result<Conv2d> {
     )
 }
 
+impl Module for Conv3 {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        winograd::conv3x3(x, self.0.weight(), self.0.bias())
+    }
+}
+
 pub fn conv1(i: usize, o: usize, vb: VarBuilder) -> Result<Conv2d> {
     conv2d(i, o, 1, Default::default(), vb)
 }
@@ -39,9 +56,9 @@ pub fn conv1(i: usize, o: usize, vb: VarBuilder) -> Result<Conv2d> {
 /// `ResnetBlock`: `nin_shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))))))`.
 pub struct ResnetBlock {
     norm1: GroupNorm,
-    conv1: Conv2d,
+    conv1: Conv3,
     norm2: GroupNorm,
-    conv2: Conv2d,
+    conv2: Conv3,
     nin_shortcut: Option<Conv2d>,
 }
 
@@ -131,7 +148,7 @@ impl Module for AttnBlock {
 
 /// `Upsample2x`: nearest ×2 then a 3×3 conv.
 pub struct Upsample {
-    conv: Conv2d,
+    conv: Conv3,
 }
 
 impl Upsample {

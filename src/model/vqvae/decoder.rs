@@ -1,9 +1,9 @@
 //! The VQVAE decoder (`Decoder` in models/basic_vae.py): latent `(B, Cvae, h, w)` → image `(B, 3, h·f, w·f)`.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_nn::{GroupNorm, VarBuilder};
 
-use super::blocks::{AttnBlock, ResnetBlock, Upsample, conv3, group_norm};
+use super::blocks::{AttnBlock, Conv3, ResnetBlock, Upsample, conv3, group_norm};
 use crate::model::config::VqvaeConfig;
 
 pub struct Mid {
@@ -20,12 +20,12 @@ pub struct UpLevel {
 }
 
 pub struct Decoder {
-    conv_in: Conv2d,
+    conv_in: Conv3,
     mid: Mid,
     /// Indexed by level as in the checkpoint (`up.0` is the full resolution); run from the last.
     up: Vec<UpLevel>,
     norm_out: GroupNorm,
-    conv_out: Conv2d,
+    conv_out: Conv3,
 }
 
 impl Decoder {

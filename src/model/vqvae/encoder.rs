@@ -2,9 +2,9 @@
 //! `(B, 3, H, W)` in [-1, 1] → latent `(B, Cvae, H/f, W/f)` (before `quant_conv`).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_nn::{GroupNorm, VarBuilder};
 
-use super::blocks::{AttnBlock, Downsample, ResnetBlock, conv3, group_norm};
+use super::blocks::{AttnBlock, Conv3, Downsample, ResnetBlock, conv3, group_norm};
 use crate::model::config::VqvaeConfig;
 
 pub struct Mid {
@@ -22,11 +22,11 @@ pub struct DownLevel {
 }
 
 pub struct Encoder {
-    conv_in: Conv2d,
+    conv_in: Conv3,
     down: Vec<DownLevel>,
     mid: Mid,
     norm_out: GroupNorm,
-    conv_out: Conv2d,
+    conv_out: Conv3,
 }
 
 impl Encoder {

@@ -7,17 +7,17 @@ pub mod encoder;
 pub mod quantizer;
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::config::VqvaeConfig;
-use blocks::conv3;
+use blocks::{Conv3, conv3};
 use decoder::Decoder;
 use quantizer::Quantizer;
 
 pub struct Vqvae {
     pub config: VqvaeConfig,
     pub quantize: Quantizer,
-    pub post_quant_conv: Conv2d,
+    pub post_quant_conv: Conv3,
     pub decoder: Decoder,
 }
 

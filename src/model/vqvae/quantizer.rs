@@ -4,7 +4,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2d, Embedding, VarBuilder, embedding};
 
-use super::blocks::conv3;
+use super::blocks::conv3_direct;
 use crate::model::config::RELEASE_PATCH_NUMS;
 use crate::ops::resample::{area, torch_bicubic};
 
@@ -66,7 +66,7 @@ impl Quantizer {
         let quant_resi = (0..num_phi)
             .map(|j| {
                 Ok(Phi {
-                    conv: conv3(cvae, cvae, vq.pp(j))?,
+                    conv: conv3_direct(cvae, cvae, vq.pp(j))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
