@@ -23,7 +23,7 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 
 /// `e^x` for f32, within 2 ulp on [-87, 88] (Cephes' `expf` polynomial); saturates outside.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(crate) fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // 1.5·2²³: adding it rounds to an integer held in the low mantissa bits.
     const SHIFTER: f32 = 12_582_912.0;

@@ -1,5 +1,6 @@
 //! Tensor operations with the exact numerics of the PyTorch functions the published code calls.
 
 pub mod gelu;
+pub mod group_norm;
 pub mod resample;
 pub mod winograd;

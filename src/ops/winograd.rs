@@ -283,7 +283,7 @@ fn lanes<const N: usize>(
 }
 
 /// `f(index, chunk)` for each `len`-sized chunk of `data`, spread over candle's thread count.
-fn for_each_chunk<F: Fn(usize, &mut [f32]) + Sync>(data: &mut [f32], len: usize, f: F) {
+pub(crate) fn for_each_chunk<F: Fn(usize, &mut [f32]) + Sync>(data: &mut [f32], len: usize, f: F) {
     let count = data.len() / len;
     let threads = candle_core::utils::get_num_threads().clamp(1, count.max(1));
     let per = count.div_ceil(threads);

@@ -1,23 +1,41 @@
 //! Building blocks of the VQVAE encoder and decoder (models/basic_vae.py).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, VarBuilder, conv2d};
+use candle_nn::{Conv2d, Conv2dConfig, VarBuilder, conv2d};
 
 use crate::ops::resample::nearest2x;
-use crate::ops::winograd;
+use crate::ops::{self, winograd};
 
 const GN_EPS: f64 = 1e-6;
 
-/// `groups` comes from [`VqvaeConfig::norm_groups`](crate::model::config::VqvaeConfig): 32 in the
-/// release; capped at one channel per group as torch requires `ch % groups == 0`.
+/// `nn.GroupNorm(groups, ch, eps=1e-6)`. `groups` comes from
+/// [`VqvaeConfig::norm_groups`](crate::model::config::VqvaeConfig): 32 in the release; capped at one
+/// channel per group as torch requires `ch % groups == 0`.
+pub struct GroupNorm {
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+}
+
 pub fn group_norm(ch: usize, groups: usize, vb: VarBuilder) -> Result<GroupNorm> {
-    GroupNorm::new(
-        vb.get(ch, "weight")?,
-        vb.get(ch, "bias")?,
-        ch,
-        groups.min(ch),
-        GN_EPS,
-    )
+    Ok(GroupNorm {
+        weight: vb.get(ch, "weight")?,
+        bias: vb.get(ch, "bias")?,
+        groups: groups.min(ch),
+    })
+}
+
+impl GroupNorm {
+    /// `silu(norm(x))` in one pass.
+    pub fn forward_silu(&self, x: &Tensor) -> Result<Tensor> {
+        ops::group_norm::group_norm(x, &self.weight, &self.bias, self.groups, GN_EPS, true)
+    }
+}
+
+impl Module for GroupNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::group_norm::group_norm(x, &self.weight, &self.bias, self.groups, GN_EPS, false)
+    }
 }
 
 /// A 3×3 convolution with padding 1 (`nn.Conv2d(i, o, 3, padding=1)`), run by
@@ -80,8 +98,8 @@ impl ResnetBlock {
 
 impl Module for ResnetBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
-        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let h = self.conv1.forward(&self.norm1.forward_silu(x)?)?;
+        let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
         match &self.nin_shortcut {
             Some(s) => s.forward(x)? + h,
             None => x + h,

@@ -1,9 +1,9 @@
 //! The VQVAE decoder (`Decoder` in models/basic_vae.py): latent `(B, Cvae, h, w)` → image `(B, 3, h·f, w·f)`.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{GroupNorm, VarBuilder};
+use candle_nn::VarBuilder;
 
-use super::blocks::{AttnBlock, Conv3, ResnetBlock, Upsample, conv3, group_norm};
+use super::blocks::{AttnBlock, Conv3, GroupNorm, ResnetBlock, Upsample, conv3, group_norm};
 use crate::model::config::VqvaeConfig;
 
 pub struct Mid {
@@ -98,6 +98,6 @@ impl Module for Decoder {
                 h = u.forward(&h)?;
             }
         }
-        self.conv_out.forward(&self.norm_out.forward(&h)?.silu()?)
+        self.conv_out.forward(&self.norm_out.forward_silu(&h)?)
     }
 }

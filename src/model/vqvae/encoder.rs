@@ -2,9 +2,9 @@
 //! `(B, 3, H, W)` in [-1, 1] → latent `(B, Cvae, H/f, W/f)` (before `quant_conv`).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{GroupNorm, VarBuilder};
+use candle_nn::VarBuilder;
 
-use super::blocks::{AttnBlock, Conv3, Downsample, ResnetBlock, conv3, group_norm};
+use super::blocks::{AttnBlock, Conv3, Downsample, GroupNorm, ResnetBlock, conv3, group_norm};
 use crate::model::config::VqvaeConfig;
 
 pub struct Mid {
@@ -98,6 +98,6 @@ impl Module for Encoder {
             .mid
             .block_2
             .forward(&self.mid.attn_1.forward(&self.mid.block_1.forward(&h)?)?)?;
-        self.conv_out.forward(&self.norm_out.forward(&h)?.silu()?)
+        self.conv_out.forward(&self.norm_out.forward_silu(&h)?)
     }
 }
