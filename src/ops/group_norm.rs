@@ -52,8 +52,8 @@ pub fn group_norm(
     if len > 0 {
         super::winograd::for_each_chunk(&mut out, len, |i, dst| {
             let src = &xs[i * len..(i + 1) * len];
-            let mean = src.iter().map(|&v| v as f64).sum::<f64>() / len as f64;
-            let var = src.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / len as f64;
+            let mean = sum_f64(src, |v| v) / len as f64;
+            let var = sum_f64(src, |v| (v - mean) * (v - mean)) / len as f64;
             let rstd = 1.0 / (var + eps).sqrt();
             let first = (i % groups) * cg;
             for (ch, (d, s)) in dst
