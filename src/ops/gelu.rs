@@ -62,9 +62,11 @@ fn map<F: Fn(f32) -> f32 + Copy + Send + Sync>(xs: &[f32], f: F) -> Vec<f32> {
     let mut out = vec![0f32; xs.len()];
     let threads = candle_core::utils::get_num_threads().max(1);
     let run = |src: &[f32], dst: &mut [f32]| {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d = f(s);
-        }
+        super::simd::dispatch!({
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = f(s);
+            }
+        })
     };
     if threads == 1 || xs.len() < PARALLEL_MIN {
         run(xs, &mut out);

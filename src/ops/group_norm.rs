@@ -51,29 +51,31 @@ pub fn group_norm(
     let mut out = vec![0f32; xs.len()];
     if len > 0 {
         super::winograd::for_each_chunk(&mut out, len, |i, dst| {
-            let src = &xs[i * len..(i + 1) * len];
-            let mean = sum_f64(src, |v| v) / len as f64;
-            let var = sum_f64(src, |v| (v - mean) * (v - mean)) / len as f64;
-            let rstd = 1.0 / (var + eps).sqrt();
-            let first = (i % groups) * cg;
-            for (ch, (d, s)) in dst
-                .chunks_exact_mut(per_channel)
-                .zip(src.chunks_exact(per_channel))
-                .enumerate()
-            {
-                let scale = (rstd * w[first + ch] as f64) as f32;
-                let shift = (b[first + ch] as f64 - mean * rstd * w[first + ch] as f64) as f32;
-                if silu {
-                    for (o, &v) in d.iter_mut().zip(s) {
-                        let y = v * scale + shift;
-                        *o = y / (1.0 + exp(-y));
-                    }
-                } else {
-                    for (o, &v) in d.iter_mut().zip(s) {
-                        *o = v * scale + shift;
+            super::simd::dispatch!({
+                let src = &xs[i * len..(i + 1) * len];
+                let mean = sum_f64(src, |v| v) / len as f64;
+                let var = sum_f64(src, |v| (v - mean) * (v - mean)) / len as f64;
+                let rstd = 1.0 / (var + eps).sqrt();
+                let first = (i % groups) * cg;
+                for (ch, (d, s)) in dst
+                    .chunks_exact_mut(per_channel)
+                    .zip(src.chunks_exact(per_channel))
+                    .enumerate()
+                {
+                    let scale = (rstd * w[first + ch] as f64) as f32;
+                    let shift = (b[first + ch] as f64 - mean * rstd * w[first + ch] as f64) as f32;
+                    if silu {
+                        for (o, &v) in d.iter_mut().zip(s) {
+                            let y = v * scale + shift;
+                            *o = y / (1.0 + exp(-y));
+                        }
+                    } else {
+                        for (o, &v) in d.iter_mut().zip(s) {
+                            *o = v * scale + shift;
+                        }
                     }
                 }
-            }
+            })
         });
     }
     Tensor::from_vec(out, x.shape(), x.device())

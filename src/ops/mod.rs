@@ -3,4 +3,6 @@
 pub mod gelu;
 pub mod group_norm;
 pub mod resample;
+mod simd;
+pub mod softmax;
 pub mod winograd;

@@ -168,7 +168,12 @@ impl Geometry {
         let mut v = vec![0f32; self.c_in * 36 * tiles];
         let plane = self.h * self.w;
         for_each_chunk(&mut v, 36 * tiles, |c, dst| {
-            self.transform_channel(&img[c * plane..(c + 1) * plane], i0, rows, dst)
+            super::simd::dispatch!(self.transform_channel(
+                &img[c * plane..(c + 1) * plane],
+                i0,
+                rows,
+                dst
+            ))
         });
         Tensor::from_vec(v, (self.c_in, 36, tiles), &candle_core::Device::Cpu)?.transpose(0, 1)
     }
@@ -176,6 +181,7 @@ impl Geometry {
     /// One channel's tiles, a row of tiles at a time and vectorised across the row: each input
     /// row is split into its four column phases (`x mod 4`), so that element `(s, k)` of every
     /// patch in the row is one contiguous run.
+    #[inline(always)]
     fn transform_channel(&self, src: &[f32], i0: usize, rows: usize, dst: &mut [f32]) {
         let tw = self.tw;
         let tiles = rows * tw;
@@ -224,31 +230,34 @@ impl Geometry {
         let plane = self.h * self.w;
         let stride = self.c_out * tiles;
         for_each_chunk(out, plane, |o, dst| {
-            let mut cols = vec![0f32; 24 * tw];
-            let mut blk = vec![0f32; 16 * tw];
-            for r in 0..rows {
-                let at = |e: usize| &m[e * stride + o * tiles + r * tw..][..tw];
-                // Aᵀ along each row a of M: cols[a·4 + q][j].
-                for a in 0..6 {
-                    let d: [&[f32]; 6] = std::array::from_fn(|b| at(a * 6 + b));
-                    lanes(d, &mut cols, 4 * a, 1, at4);
-                }
-                // …then down each column q: blk[p·4 + q][j].
-                for q in 0..4 {
-                    let d: [&[f32]; 6] = std::array::from_fn(|a| &cols[(a * 4 + q) * tw..][..tw]);
-                    lanes(d, &mut blk, q, 4, at4);
-                }
-                for p in 0..4 {
-                    let y = 4 * (i0 + r) + p;
-                    if y >= self.h {
-                        break;
+            super::simd::dispatch!({
+                let mut cols = vec![0f32; 24 * tw];
+                let mut blk = vec![0f32; 16 * tw];
+                for r in 0..rows {
+                    let at = |e: usize| &m[e * stride + o * tiles + r * tw..][..tw];
+                    // Aᵀ along each row a of M: cols[a·4 + q][j].
+                    for a in 0..6 {
+                        let d: [&[f32]; 6] = std::array::from_fn(|b| at(a * 6 + b));
+                        lanes(d, &mut cols, 4 * a, 1, at4);
                     }
-                    let line = &mut dst[y * self.w..(y + 1) * self.w];
-                    for (x, px) in line.iter_mut().enumerate() {
-                        *px = blk[(p * 4 + x % 4) * tw + x / 4] + bias[o];
+                    // …then down each column q: blk[p·4 + q][j].
+                    for q in 0..4 {
+                        let d: [&[f32]; 6] =
+                            std::array::from_fn(|a| &cols[(a * 4 + q) * tw..][..tw]);
+                        lanes(d, &mut blk, q, 4, at4);
+                    }
+                    for p in 0..4 {
+                        let y = 4 * (i0 + r) + p;
+                        if y >= self.h {
+                            break;
+                        }
+                        let line = &mut dst[y * self.w..(y + 1) * self.w];
+                        for (x, px) in line.iter_mut().enumerate() {
+                            *px = blk[(p * 4 + x % 4) * tw + x / 4] + bias[o];
+                        }
                     }
                 }
-            }
+            })
         });
     }
 }
@@ -282,9 +291,13 @@ fn lanes<const N: usize>(
     }
 }
 
-/// `f(index, chunk)` for each `len`-sized chunk of `data`, spread over candle's thread count.
+/// `f(index, chunk)` for each `len`-sized chunk of `data` (the last may be shorter), spread over
+/// candle's thread count.
 pub(crate) fn for_each_chunk<F: Fn(usize, &mut [f32]) + Sync>(data: &mut [f32], len: usize, f: F) {
-    let count = data.len() / len;
+    let count = data.len().div_ceil(len.max(1));
+    if count == 0 {
+        return;
+    }
     let threads = candle_core::utils::get_num_threads().clamp(1, count.max(1));
     let per = count.div_ceil(threads);
     std::thread::scope(|scope| {
