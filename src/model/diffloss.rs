@@ -4,7 +4,8 @@
 use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear};
 
-use super::transformer::{AffineLayerNorm, layer_norm};
+use super::transformer::AffineLayerNorm;
+use crate::ops::layer_norm::layer_norm_modulate;
 
 /// `time_embed`: sinusoidal features (cos first) → Linear → SiLU → Linear.
 pub struct TimestepEmbedder {
@@ -88,9 +89,7 @@ impl FinalLayer {
 
     fn forward(&self, h: &Tensor, y_silu: &Tensor) -> Result<Tensor> {
         let m = self.ada.forward(y_silu)?.chunk(2, D::Minus1)?;
-        let x = layer_norm(h)?
-            .broadcast_mul(&(&m[1] + 1.0)?)?
-            .broadcast_add(&m[0])?;
+        let x = layer_norm_modulate(h, &(&m[1] + 1.0)?, &m[0])?;
         self.linear.forward(&x)
     }
 }

@@ -5,8 +5,9 @@ use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear};
 
 use super::rope;
+pub use crate::ops::layer_norm::layer_norm;
+use crate::ops::layer_norm::layer_norm_modulate;
 
-const LN_EPS: f64 = 1e-6;
 /// `torch.log(torch.tensor(100.)).item()`, the clamp of the learned per-head q multiplier.
 const MAX_SCALE_MUL: f64 = 4.605_170_249_938_965;
 /// Attention score tensors larger than this many elements are computed a few heads at a time. Kept
@@ -15,19 +16,8 @@ const MAX_SCALE_MUL: f64 = 4.605_170_249_938_965;
 /// last scale ran 1.3× faster than with 64 MiB chunks.
 const SCORE_CHUNK_ELEMS: usize = 4 << 20;
 
-/// LayerNorm without affine parameters (`ln_wo_grad`).
-pub fn layer_norm(x: &Tensor) -> Result<Tensor> {
-    let x32 = x.to_dtype(DType::F32)?;
-    let mean = x32.mean_keepdim(D::Minus1)?;
-    let centered = x32.broadcast_sub(&mean)?;
-    let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-    centered
-        .broadcast_div(&(var + LN_EPS)?.sqrt()?)?
-        .to_dtype(x.dtype())
-}
-
-/// LayerNorm with affine parameters, composed from differentiable ops (candle's fused one has no
-/// backward pass, and training runs through the same modules).
+/// LayerNorm with affine parameters (candle's fused one has no backward pass, and training runs
+/// through the same modules: [`layer_norm_modulate`] falls back to differentiable ops for it).
 pub struct AffineLayerNorm {
     weight: Tensor,
     bias: Tensor,
@@ -44,9 +34,7 @@ impl AffineLayerNorm {
 
 impl Module for AffineLayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        layer_norm(x)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        layer_norm_modulate(x, &self.weight, &self.bias)
     }
 }
 
@@ -260,16 +248,12 @@ impl AdaLnBlock {
         sin: &Tensor,
         ctx: AttnContext,
     ) -> Result<Tensor> {
-        let h = layer_norm(x)?
-            .broadcast_mul(&m.scale1)?
-            .broadcast_add(&m.shift1)?;
+        let h = layer_norm_modulate(x, &m.scale1, &m.shift1)?;
         let x = (x + self
             .attn
             .forward(&h, cos, sin, ctx)?
             .broadcast_mul(&m.gamma1)?)?;
-        let h = layer_norm(&x)?
-            .broadcast_mul(&m.scale2)?
-            .broadcast_add(&m.shift2)?;
+        let h = layer_norm_modulate(&x, &m.scale2, &m.shift2)?;
         x + self.ffn.forward(&h)?.broadcast_mul(&m.gamma2)?
     }
 }
@@ -302,8 +286,6 @@ impl AdaLnBeforeHead {
     }
 
     pub fn forward(&self, x: &Tensor, modulation: &(Tensor, Tensor)) -> Result<Tensor> {
-        layer_norm(x)?
-            .broadcast_mul(&modulation.0)?
-            .broadcast_add(&modulation.1)
+        layer_norm_modulate(x, &modulation.0, &modulation.1)
     }
 }

@@ -28,7 +28,7 @@ pub fn group_norm(
         && !weight.track_op()
         && !bias.track_op();
     let (n, c) = (x.dim(0)?, x.dim(1)?);
-    if c % groups != 0 {
+    if !c.is_multiple_of(groups) {
         candle_core::bail!("group_norm: {c} channels do not split into {groups} groups");
     }
     if !fast {

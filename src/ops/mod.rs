@@ -2,6 +2,7 @@
 
 pub mod gelu;
 pub mod group_norm;
+pub mod layer_norm;
 pub mod resample;
 mod simd;
 pub mod softmax;
