@@ -61,7 +61,7 @@ pub fn layer_norm_modulate(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result
     let xs = &cpu.as_slice::<f32>()?[a..b];
     let mut out = vec![0f32; xs.len()];
     // Blocks of rows per task, so that short sequences stay on one thread.
-    let rows_per_task = (16_384 / c).max(1);
+    let rows_per_task = (65_536 / c).max(1);
     super::winograd::for_each_chunk(&mut out, rows_per_task * c, |i, dst| {
         let first = i * rows_per_task;
         super::simd::dispatch!({
@@ -72,11 +72,11 @@ pub fn layer_norm_modulate(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result
             {
                 let m = (first + k) / per_mod;
                 let (sc, sh) = (&scale[m * c..(m + 1) * c], &shift[m * c..(m + 1) * c]);
-                let mean = sum8(s.iter().copied()) / c as f32;
-                let var = sum8(s.iter().map(|&v| (v - mean) * (v - mean))) / c as f32;
-                let std = (var + LN_EPS as f32).sqrt();
+                let mean = sum8(s, |v| v) / c as f32;
+                let var = sum8(s, |v| (v - mean) * (v - mean)) / c as f32;
+                let rstd = 1.0 / (var + LN_EPS as f32).sqrt();
                 for (((o, &v), &a), &b) in d.iter_mut().zip(s).zip(sc).zip(sh) {
-                    *o = (v - mean) / std * a + b;
+                    *o = (v - mean) * rstd * a + b;
                 }
             }
         })
@@ -84,14 +84,18 @@ pub fn layer_norm_modulate(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result
     Tensor::from_vec(out, x.shape(), x.device())
 }
 
-/// Sum over eight interleaved partial sums, so that the additions vectorise.
+/// `Σ f(v)` over eight interleaved partial sums, so that the additions vectorise.
 #[inline(always)]
-fn sum8(xs: impl Iterator<Item = f32>) -> f32 {
+fn sum8(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
-    for (i, v) in xs.enumerate() {
-        acc[i % 8] += v;
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
     }
-    acc.iter().sum()
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

@@ -292,22 +292,26 @@ fn lanes<const N: usize>(
 }
 
 /// `f(index, chunk)` for each `len`-sized chunk of `data` (the last may be shorter), spread over
-/// candle's thread count.
+/// candle's thread count; the calling thread takes the last share, so one share spawns nothing.
 pub(crate) fn for_each_chunk<F: Fn(usize, &mut [f32]) + Sync>(data: &mut [f32], len: usize, f: F) {
-    let count = data.len().div_ceil(len.max(1));
-    if count == 0 {
-        return;
-    }
+    let len = len.max(1);
+    let count = data.len().div_ceil(len);
     let threads = candle_core::utils::get_num_threads().clamp(1, count.max(1));
-    let per = count.div_ceil(threads);
+    let per = count.div_ceil(threads).max(1);
+    let run = |k: usize, part: &mut [f32]| {
+        for (i, chunk) in part.chunks_mut(len).enumerate() {
+            f(k * per + i, chunk);
+        }
+    };
     std::thread::scope(|scope| {
-        for (k, part) in data.chunks_mut(per * len).enumerate() {
-            let f = &f;
-            scope.spawn(move || {
-                for (i, chunk) in part.chunks_mut(len).enumerate() {
-                    f(k * per + i, chunk);
-                }
-            });
+        let mut parts = data.chunks_mut(per * len).enumerate();
+        let last = parts.next_back();
+        for (k, part) in parts {
+            let run = &run;
+            scope.spawn(move || run(k, part));
+        }
+        if let Some((k, part)) = last {
+            run(k, part);
         }
     });
 }
