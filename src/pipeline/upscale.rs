@@ -29,7 +29,9 @@ mod decode;
 mod memory;
 mod tile_noise;
 
-pub use memory::{CPU_MAX_BATCH, available_memory, fit_batch, tile_memory, window_memory};
+pub use memory::{
+    CPU_MAX_BATCH, available_memory, cpu_max_batch, fit_batch, tile_memory, window_memory,
+};
 pub use tile_noise::TileNoise;
 
 /// The output size asked for.
@@ -283,7 +285,7 @@ pub fn plan(engine: &Engine, input: (u32, u32), opts: &UpscaleOptions) -> Result
         None => {
             let bytes = engine.var.dtype().size_in_bytes();
             let max = match engine.device {
-                Device::Cpu => grid.len().min(CPU_MAX_BATCH),
+                Device::Cpu => grid.len().min(cpu_max_batch(&engine.var.config)),
                 _ => grid.len(),
             };
             fit_batch(tile_memory(&engine.var.config, bytes), budget, max)

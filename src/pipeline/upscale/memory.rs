@@ -57,9 +57,22 @@ pub fn available_memory(device: &Device) -> Option<u64> {
 /// programs).
 const MEMORY_SHARE: f64 = 0.6;
 
-/// Largest automatic batch on a CPU: batching amortises per-operation overhead at the small
-/// scales, but beyond a few tiles it only adds memory (the matmuls already use every core).
+/// Automatic batch on a CPU for a released-size tile, and the least for any model: batching
+/// amortises per-operation overhead at the small scales, but a tile of that size is enough work
+/// alone, so beyond a few it only adds memory (the matmuls already use every core).
 pub const CPU_MAX_BATCH: usize = 4;
+
+/// Tokens × width a CPU batch should hold before batching stops paying.
+const CPU_BATCH_WORK: usize = 3 << 20;
+
+/// Largest automatic batch on a CPU for tiles of `var`'s size: more tiles at once when a tile is
+/// little work. The built-in model (763 tokens of width 128 a tile) upscaled 128→512 px (81 tiles) in
+/// 13.6 s at 4 tiles a batch, 11.5 s at 27 and 41, 11.7 s at 81 (`varsr bench --small --size 512
+/// --tile-batch N`); a released-size tile (3264 tokens of width 1536) stays at 4.
+pub fn cpu_max_batch(var: &VarConfig) -> usize {
+    let work = (var.total_tokens() * var.embed_dim).max(1);
+    (CPU_BATCH_WORK / work).clamp(CPU_MAX_BATCH, 32)
+}
 
 /// How many items of `per_item` bytes fit in `budget`, between 1 and `max`.
 pub fn fit_batch(per_item: u64, budget: Option<u64>, max: usize) -> usize {
@@ -88,5 +101,13 @@ mod tests {
         assert_eq!(fit_batch(m, Some(m * 5), 6), 3);
         assert_eq!(fit_batch(m, Some(m / 4), 6), 1);
         assert_eq!(fit_batch(m, None, 11), 4);
+    }
+
+    #[test]
+    fn small_tiles_batch_more_on_a_cpu() {
+        assert_eq!(cpu_max_batch(&VarConfig::release(24)), CPU_MAX_BATCH);
+        assert_eq!(cpu_max_batch(&VarConfig::release(16)), CPU_MAX_BATCH);
+        // 763 tokens of width 128: 3·2²⁰ / 97 664 = 32.
+        assert_eq!(cpu_max_batch(&crate::train::small::var_config()), 32);
     }
 }
