@@ -8,8 +8,9 @@
 //! over candle's threads by group. Other devices and dtypes, and tensors that need gradients, use the
 //! composed form.
 
-use candle_core::{DType, Result, Storage, Tensor};
+use candle_core::{DType, Result, Tensor};
 
+use super::cpu::{for_each_chunk, sum8, with_f32};
 use super::gelu::exp;
 
 /// `GroupNorm(groups, C, eps)` with learned `weight` and `bias` `(C,)`, then SiLU if `silu`.
@@ -35,64 +36,45 @@ pub fn group_norm(
         let y = composed(x, weight, bias, groups, eps)?;
         return if silu { y.silu() } else { Ok(y) };
     }
-    let x = x.contiguous()?;
     let per_channel = x.elem_count() / (n * c).max(1);
     let (w, b) = (weight.to_vec1::<f32>()?, bias.to_vec1::<f32>()?);
-    let (storage, layout) = x.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("group_norm: not a CPU tensor");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("group_norm: input not contiguous");
-    };
-    let xs = &cpu.as_slice::<f32>()?[start..end];
     let cg = c / groups;
     let len = cg * per_channel;
-    let mut out = vec![0f32; xs.len()];
-    if len > 0 {
-        super::winograd::for_each_chunk(&mut out, len, |i, dst| {
-            super::simd::dispatch!({
-                let src = &xs[i * len..(i + 1) * len];
-                let mean = sum_f64(src, |v| v) / len as f64;
-                let var = sum_f64(src, |v| (v - mean) * (v - mean)) / len as f64;
-                let rstd = 1.0 / (var + eps).sqrt();
-                let first = (i % groups) * cg;
-                for (ch, (d, s)) in dst
-                    .chunks_exact_mut(per_channel)
-                    .zip(src.chunks_exact(per_channel))
-                    .enumerate()
-                {
-                    let scale = (rstd * w[first + ch] as f64) as f32;
-                    let shift = (b[first + ch] as f64 - mean * rstd * w[first + ch] as f64) as f32;
-                    if silu {
-                        for (o, &v) in d.iter_mut().zip(s) {
-                            let y = v * scale + shift;
-                            *o = y / (1.0 + exp(-y));
-                        }
-                    } else {
-                        for (o, &v) in d.iter_mut().zip(s) {
-                            *o = v * scale + shift;
+    let out = with_f32(x, "group_norm", |xs| {
+        let mut out = vec![0f32; xs.len()];
+        if len > 0 {
+            for_each_chunk(&mut out, len, |i, dst| {
+                super::simd::dispatch!({
+                    let src = &xs[i * len..(i + 1) * len];
+                    let mean = sum8(src, f64::from) / len as f64;
+                    let var = sum8(src, |v| (f64::from(v) - mean).powi(2)) / len as f64;
+                    let rstd = 1.0 / (var + eps).sqrt();
+                    let first = (i % groups) * cg;
+                    for (ch, (d, s)) in dst
+                        .chunks_exact_mut(per_channel)
+                        .zip(src.chunks_exact(per_channel))
+                        .enumerate()
+                    {
+                        let scale = (rstd * w[first + ch] as f64) as f32;
+                        let shift =
+                            (b[first + ch] as f64 - mean * rstd * w[first + ch] as f64) as f32;
+                        if silu {
+                            for (o, &v) in d.iter_mut().zip(s) {
+                                let y = v * scale + shift;
+                                *o = y / (1.0 + exp(-y));
+                            }
+                        } else {
+                            for (o, &v) in d.iter_mut().zip(s) {
+                                *o = v * scale + shift;
+                            }
                         }
                     }
-                }
-            })
-        });
-    }
-    Tensor::from_vec(out, x.shape(), x.device())
-}
-
-/// `Σ f(v)` in f64 over eight interleaved partial sums, so that the additions vectorise.
-#[inline(always)]
-fn sum_f64(xs: &[f32], f: impl Fn(f64) -> f64) -> f64 {
-    let mut acc = [0f64; 8];
-    let mut chunks = xs.chunks_exact(8);
-    for c in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += f(v as f64);
+                })
+            });
         }
-    }
-    let tail: f64 = chunks.remainder().iter().map(|&v| f(v as f64)).sum();
-    acc.iter().sum::<f64>() + tail
+        Ok(out)
+    })?;
+    Tensor::from_vec(out, x.shape(), x.device())
 }
 
 /// candle_nn's `GroupNorm::forward` (statistics in f32).

@@ -6,7 +6,9 @@
 //! the reference's (mean, then the mean of squared deviations, in f32); other devices and dtypes,
 //! and tensors that need gradients, use the composed form.
 
-use candle_core::{D, DType, Result, Storage, Tensor};
+use candle_core::{D, DType, Result, Tensor};
+
+use super::cpu::{for_each_chunk, sum8, with_f32};
 
 pub const LN_EPS: f64 = 1e-6;
 
@@ -50,52 +52,32 @@ pub fn layer_norm_modulate(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result
         scale.flatten_all()?.to_vec1::<f32>()?,
         shift.flatten_all()?.to_vec1::<f32>()?,
     );
-    let x = x.contiguous()?;
-    let (storage, layout) = x.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("layer_norm_modulate: not a CPU tensor");
-    };
-    let Some((a, b)) = layout.contiguous_offsets() else {
-        candle_core::bail!("layer_norm_modulate: input not contiguous");
-    };
-    let xs = &cpu.as_slice::<f32>()?[a..b];
-    let mut out = vec![0f32; xs.len()];
-    // Blocks of rows per task, so that short sequences stay on one thread.
-    let rows_per_task = (65_536 / c).max(1);
-    super::winograd::for_each_chunk(&mut out, rows_per_task * c, |i, dst| {
-        let first = i * rows_per_task;
-        super::simd::dispatch!({
-            for (k, (d, s)) in dst
-                .chunks_exact_mut(c)
-                .zip(xs[first * c..].chunks_exact(c))
-                .enumerate()
-            {
-                let m = (first + k) / per_mod;
-                let (sc, sh) = (&scale[m * c..(m + 1) * c], &shift[m * c..(m + 1) * c]);
-                let mean = sum8(s, |v| v) / c as f32;
-                let var = sum8(s, |v| (v - mean) * (v - mean)) / c as f32;
-                let rstd = 1.0 / (var + LN_EPS as f32).sqrt();
-                for (((o, &v), &a), &b) in d.iter_mut().zip(s).zip(sc).zip(sh) {
-                    *o = (v - mean) * rstd * a + b;
+    let out = with_f32(x, "layer_norm_modulate", |xs| {
+        let mut out = vec![0f32; xs.len()];
+        // Blocks of rows per task, so that short sequences stay on one thread.
+        let rows_per_task = (65_536 / c).max(1);
+        for_each_chunk(&mut out, rows_per_task * c, |i, dst| {
+            let first = i * rows_per_task;
+            super::simd::dispatch!({
+                for (k, (d, s)) in dst
+                    .chunks_exact_mut(c)
+                    .zip(xs[first * c..].chunks_exact(c))
+                    .enumerate()
+                {
+                    let m = (first + k) / per_mod;
+                    let (sc, sh) = (&scale[m * c..(m + 1) * c], &shift[m * c..(m + 1) * c]);
+                    let mean = sum8(s, |v| v) / c as f32;
+                    let var = sum8(s, |v| (v - mean) * (v - mean)) / c as f32;
+                    let rstd = 1.0 / (var + LN_EPS as f32).sqrt();
+                    for (((o, &v), &a), &b) in d.iter_mut().zip(s).zip(sc).zip(sh) {
+                        *o = (v - mean) * rstd * a + b;
+                    }
                 }
-            }
-        })
-    });
+            })
+        });
+        Ok(out)
+    })?;
     Tensor::from_vec(out, x.shape(), x.device())
-}
-
-/// `Σ f(v)` over eight interleaved partial sums, so that the additions vectorise.
-#[inline(always)]
-fn sum8(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut acc = [0f32; 8];
-    let mut chunks = xs.chunks_exact(8);
-    for c in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += f(v);
-        }
-    }
-    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
-    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Tensor operations with the exact numerics of the PyTorch functions the published code calls.
 
+mod cpu;
 pub mod gelu;
 pub mod group_norm;
 pub mod layer_norm;

@@ -39,7 +39,7 @@ impl CustomOp1 for Softmax {
         if !xs.is_empty() {
             // Whole rows per thread: at least 64 Ki values each, so small tensors stay on one thread.
             let rows_per_task = (65_536 / n).max(1);
-            super::winograd::for_each_chunk(&mut out, rows_per_task * n, |i, dst| {
+            super::cpu::for_each_chunk(&mut out, rows_per_task * n, |i, dst| {
                 let start = i * rows_per_task * n;
                 for (src, d) in xs[start..start + dst.len()]
                     .chunks_exact(n)

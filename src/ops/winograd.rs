@@ -11,7 +11,9 @@
 //! in f32 the result differs from the direct sum by rounding only (tested against an f64 direct
 //! convolution). Other devices, other dtypes and tensors that need gradients use candle's kernel.
 
-use candle_core::{DType, Result, Storage, Tensor};
+use candle_core::{DType, Result, Tensor};
+
+use super::cpu::{for_each_chunk, with_f32};
 
 /// Bound on the transformed tiles held at once, in f32 values (28 MiB): the tiles of a large image
 /// are processed in bands of tile rows. Below glibc's largest `mmap` threshold (32 MiB, see
@@ -49,15 +51,6 @@ pub fn conv3x3(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Ten
         Some(b) => b.to_vec1::<f32>()?,
         None => vec![0.0; c_out],
     };
-    let x = x.contiguous()?;
-    let (storage, layout) = x.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("conv3x3: not a CPU tensor");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("conv3x3: input not contiguous");
-    };
-    let xs = &cpu.as_slice::<f32>()?[start..end];
     let geom = Geometry {
         c_in,
         c_out,
@@ -69,21 +62,19 @@ pub fn conv3x3(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Ten
     let band_rows = (BAND_VALUES / (36 * c_in.max(c_out) * geom.tw))
         .max(MIN_BAND_TILES.div_ceil(geom.tw))
         .max(1);
-    for (img, dst) in xs.chunks(c_in * h * w).zip(out.chunks_mut(c_out * h * w)) {
-        for i0 in (0..h.div_ceil(4)).step_by(band_rows) {
-            let rows = band_rows.min(h.div_ceil(4) - i0);
-            let v = geom.input_transform(img, i0, rows)?;
-            let m = u.matmul(&v)?;
-            let (m_storage, m_layout) = m.storage_and_layout();
-            let Storage::Cpu(m_cpu) = &*m_storage else {
-                candle_core::bail!("conv3x3: product not on the CPU");
-            };
-            let Some((a, b)) = m_layout.contiguous_offsets() else {
-                candle_core::bail!("conv3x3: product not contiguous");
-            };
-            geom.output_transform(&m_cpu.as_slice::<f32>()?[a..b], &bias, dst, i0, rows);
+    with_f32(x, "conv3x3", |xs| {
+        for (img, dst) in xs.chunks(c_in * h * w).zip(out.chunks_mut(c_out * h * w)) {
+            for i0 in (0..h.div_ceil(4)).step_by(band_rows) {
+                let rows = band_rows.min(h.div_ceil(4) - i0);
+                let m = u.matmul(&geom.input_transform(img, i0, rows)?)?;
+                with_f32(&m, "conv3x3", |ms| {
+                    geom.output_transform(ms, &bias, dst, i0, rows);
+                    Ok(())
+                })?;
+            }
         }
-    }
+        Ok(())
+    })?;
     Tensor::from_vec(out, (n, c_out, h, w), x.device())
 }
 
@@ -289,31 +280,6 @@ fn lanes<const N: usize>(
             row[j] = val;
         }
     }
-}
-
-/// `f(index, chunk)` for each `len`-sized chunk of `data` (the last may be shorter), spread over
-/// candle's thread count; the calling thread takes the last share, so one share spawns nothing.
-pub(crate) fn for_each_chunk<F: Fn(usize, &mut [f32]) + Sync>(data: &mut [f32], len: usize, f: F) {
-    let len = len.max(1);
-    let count = data.len().div_ceil(len);
-    let threads = candle_core::utils::get_num_threads().clamp(1, count.max(1));
-    let per = count.div_ceil(threads).max(1);
-    let run = |k: usize, part: &mut [f32]| {
-        for (i, chunk) in part.chunks_mut(len).enumerate() {
-            f(k * per + i, chunk);
-        }
-    };
-    std::thread::scope(|scope| {
-        let mut parts = data.chunks_mut(per * len).enumerate();
-        let last = parts.next_back();
-        for (k, part) in parts {
-            let run = &run;
-            scope.spawn(move || run(k, part));
-        }
-        if let Some((k, part)) = last {
-            run(k, part);
-        }
-    });
 }
 
 #[cfg(test)]
