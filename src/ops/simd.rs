@@ -7,8 +7,9 @@
 //! once; the standard library caches the answer).
 
 /// `dispatch!(expression)`: evaluates the expression compiled for AVX2+FMA when the processor has
-/// them, else the baseline build. What it calls must be `#[inline(always)]` (or a closure) so that
-/// it is compiled into each copy. LLVM neither reorders nor fuses floating-point operations
+/// them, else the baseline build. What it calls must be `#[inline(always)]` so that it is compiled
+/// into each copy; the expression itself is wrapped in an `#[inline(always)]` closure (without that,
+/// a large one stayed a separate baseline function: the GroupNorm kernel ran without AVX2). LLVM neither reorders nor fuses floating-point operations
 /// without being told to, so both copies give the same bits.
 macro_rules! dispatch {
     ($e:expr) => {{
@@ -22,7 +23,12 @@ macro_rules! dispatch {
                 && std::arch::is_x86_feature_detected!("fma")
             {
                 // SAFETY: the processor has the features `wide` is compiled for.
-                unsafe { wide(|| $e) }
+                unsafe {
+                    wide(
+                        #[inline(always)]
+                        || $e,
+                    )
+                }
             } else {
                 $e
             }
