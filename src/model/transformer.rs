@@ -7,6 +7,7 @@ use candle_nn::{Linear, VarBuilder, linear};
 use super::rope;
 pub use crate::ops::layer_norm::layer_norm;
 use crate::ops::layer_norm::layer_norm_modulate;
+use crate::ops::qk_rope;
 
 /// `torch.log(torch.tensor(100.)).item()`, the clamp of the learned per-head q multiplier.
 const MAX_SCALE_MUL: f64 = 4.605_170_249_938_965;
@@ -111,16 +112,21 @@ impl SelfAttention {
     ) -> Result<Tensor> {
         let (b, l, c) = x.dims3()?;
         let hd = c / self.num_heads;
-        let qkv = self
-            .mat_qkv
-            .forward(x)?
-            .reshape((b, l, 3, self.num_heads, hd))?
-            .permute((2, 0, 3, 1, 4))?;
-        let q = l2_normalize(&qkv.get(0)?)?.broadcast_mul(&self.q_scale)?;
-        let k = l2_normalize(&qkv.get(1)?)?;
-        let v = qkv.get(2)?.contiguous()?;
-        let q = rope::apply(&q, cos, sin)?;
-        let k = rope::apply(&k, cos, sin)?;
+        let qkv = self.mat_qkv.forward(x)?;
+        let (q, k, v) = if qk_rope::applies(&qkv) {
+            qk_rope::split_heads(&qkv, self.num_heads, &self.q_scale, cos, sin)?
+        } else {
+            let qkv = qkv
+                .reshape((b, l, 3, self.num_heads, hd))?
+                .permute((2, 0, 3, 1, 4))?;
+            let q = l2_normalize(&qkv.get(0)?)?.broadcast_mul(&self.q_scale)?;
+            let k = l2_normalize(&qkv.get(1)?)?;
+            (
+                rope::apply(&q, cos, sin)?,
+                rope::apply(&k, cos, sin)?,
+                qkv.get(2)?.contiguous()?,
+            )
+        };
         let out = match ctx {
             AttnContext::Cached { cache, keep } => {
                 let (ka, va) = cache.with(&k, &v)?;

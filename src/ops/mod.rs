@@ -4,6 +4,7 @@ mod cpu;
 pub mod gelu;
 pub mod group_norm;
 pub mod layer_norm;
+pub mod qk_rope;
 pub mod resample;
 mod simd;
 pub mod softmax;
