@@ -1,7 +1,25 @@
 //! Plumbing shared by the hand-written CPU kernels: access to a tensor's values, splitting work over
 //! candle's threads, and sums that vectorise.
 
-use candle_core::{Result, Storage, Tensor};
+use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
+
+/// Whether the CPU kernels apply: every tensor f32 on the CPU and none needing gradients (those
+/// go through candle's differentiable operations).
+pub(crate) fn fast_path(ts: &[&Tensor]) -> bool {
+    ts.iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op())
+}
+
+/// The values of a contiguous f32 storage, as a `CustomOp`'s `cpu_fwd` receives it.
+pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        candle_core::bail!("{op}: f32 only");
+    };
+    let Some((a, b)) = l.contiguous_offsets() else {
+        candle_core::bail!("{op}: contiguous input only");
+    };
+    Ok(&v[a..b])
+}
 
 /// `f` applied to the values of an f32 tensor on the CPU (made contiguous first).
 pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {

@@ -61,34 +61,16 @@ fn gelu_slope(v: f32) -> f32 {
 fn map<F: Fn(f32) -> f32 + Copy + Send + Sync>(xs: &[f32], f: F) -> Vec<f32> {
     let mut out = vec![0f32; xs.len()];
     let threads = candle_core::utils::get_num_threads().max(1);
-    let run = |src: &[f32], dst: &mut [f32]| {
+    let chunk = PARALLEL_MIN.max(xs.len().div_ceil(threads));
+    super::cpu::for_each_chunk(&mut out, chunk, |i, dst| {
+        let src = &xs[i * chunk..][..dst.len()];
         super::simd::dispatch!({
             for (d, &s) in dst.iter_mut().zip(src) {
                 *d = f(s);
             }
         })
-    };
-    if threads == 1 || xs.len() < PARALLEL_MIN {
-        run(xs, &mut out);
-        return out;
-    }
-    let chunk = xs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (src, dst) in xs.chunks(chunk).zip(out.chunks_mut(chunk)) {
-            scope.spawn(move || run(src, dst));
-        }
     });
     out
-}
-
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        candle_core::bail!("{op}: f32 only");
-    };
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle_core::bail!("{op}: contiguous input only");
-    };
-    Ok(&v[a..b])
 }
 
 struct Gelu;
@@ -99,7 +81,7 @@ impl CustomOp1 for Gelu {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let xs = contiguous_f32(s, l, self.name())?;
+        let xs = super::cpu::contiguous_f32(s, l, self.name())?;
         Ok((CpuStorage::F32(map(xs, gelu_value)), l.shape().clone()))
     }
 
@@ -117,7 +99,7 @@ impl CustomOp1 for GeluSlope {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let xs = contiguous_f32(s, l, self.name())?;
+        let xs = super::cpu::contiguous_f32(s, l, self.name())?;
         Ok((CpuStorage::F32(map(xs, gelu_slope)), l.shape().clone()))
     }
 }

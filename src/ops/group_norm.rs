@@ -10,7 +10,7 @@
 
 use candle_core::{DType, Result, Tensor};
 
-use super::cpu::{for_each_chunk, sum8, with_f32};
+use super::cpu::{fast_path, for_each_chunk, sum8, with_f32};
 use super::gelu::exp;
 
 /// `GroupNorm(groups, C, eps)` with learned `weight` and `bias` `(C,)`, then SiLU if `silu`.
@@ -22,12 +22,7 @@ pub fn group_norm(
     eps: f64,
     silu: bool,
 ) -> Result<Tensor> {
-    let fast = x.device().is_cpu()
-        && x.dtype() == DType::F32
-        && weight.dtype() == DType::F32
-        && !x.track_op()
-        && !weight.track_op()
-        && !bias.track_op();
+    let fast = fast_path(&[x, weight, bias]);
     let (n, c) = (x.dim(0)?, x.dim(1)?);
     if !c.is_multiple_of(groups) {
         candle_core::bail!("group_norm: {c} channels do not split into {groups} groups");

@@ -8,7 +8,7 @@
 
 use candle_core::{D, DType, Result, Tensor};
 
-use super::cpu::{for_each_chunk, sum8, with_f32};
+use super::cpu::{fast_path, for_each_chunk, sum8, with_f32};
 
 pub const LN_EPS: f64 = 1e-6;
 
@@ -23,13 +23,11 @@ pub fn layer_norm(x: &Tensor) -> Result<Tensor> {
         .to_dtype(x.dtype())
 }
 
-/// `layer_norm(x)·scale + shift`. `x` is `(…, C)`; `scale` and `shift` are `(B, 1, C)` for an `x` of
-/// `(B, L, C)` (one modulation per sequence) or have `x`'s shape (one per row).
+/// `layer_norm(x)·scale + shift`. `x` is `(…, C)`; `scale` and `shift` are `(C,)` (one for all rows,
+/// LayerNorm's affine parameters), `(B, 1, C)` for an `x` of `(B, L, C)` (one per sequence) or have
+/// `x`'s shape (one per row).
 pub fn layer_norm_modulate(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
-    let fast = x.device().is_cpu()
-        && [x, scale, shift]
-            .iter()
-            .all(|t| t.dtype() == DType::F32 && !t.track_op());
+    let fast = fast_path(&[x, scale, shift]);
     if !fast {
         return layer_norm(x)?.broadcast_mul(scale)?.broadcast_add(shift);
     }

@@ -10,11 +10,11 @@
 
 use candle_core::{DType, Result, Tensor};
 
-use super::cpu::{for_each_chunk, with_f32};
+use super::cpu::{fast_path, for_each_chunk, with_f32};
 
 /// True when [`split_heads`] can run on these tensors.
 pub fn applies(qkv: &Tensor) -> bool {
-    qkv.device().is_cpu() && qkv.dtype() == DType::F32 && !qkv.track_op()
+    fast_path(&[qkv])
 }
 
 /// `qkv` `(B, L, 3·H·D)` → `(q, k, v)`, each `(B, H, L, D)` contiguous, with q and k normalised and

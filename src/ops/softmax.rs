@@ -7,13 +7,13 @@
 //! [`super::gelu`], rows split over candle's threads. Other devices and dtypes, and tensors that
 //! need gradients, use candle's kernel.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
 use super::gelu::exp;
 
 /// `softmax(x, dim = -1)`.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if !x.device().is_cpu() || x.dtype() != DType::F32 || x.track_op() {
+    if !super::cpu::fast_path(&[x]) {
         return candle_nn::ops::softmax_last_dim(x);
     }
     x.contiguous()?.apply_op1_no_bwd(&Softmax)
@@ -27,13 +27,7 @@ impl CustomOp1 for Softmax {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(v) = s else {
-            candle_core::bail!("softmax: f32 only");
-        };
-        let Some((a, b)) = l.contiguous_offsets() else {
-            candle_core::bail!("softmax: contiguous input only");
-        };
-        let xs = &v[a..b];
+        let xs = super::cpu::contiguous_f32(s, l, self.name())?;
         let n = l.dims().last().copied().unwrap_or(1).max(1);
         let mut out = vec![0f32; xs.len()];
         if !xs.is_empty() {
@@ -41,12 +35,14 @@ impl CustomOp1 for Softmax {
             let rows_per_task = (65_536 / n).max(1);
             super::cpu::for_each_chunk(&mut out, rows_per_task * n, |i, dst| {
                 let start = i * rows_per_task * n;
-                for (src, d) in xs[start..start + dst.len()]
-                    .chunks_exact(n)
-                    .zip(dst.chunks_exact_mut(n))
-                {
-                    super::simd::dispatch!(row(src, d));
-                }
+                super::simd::dispatch!({
+                    for (src, d) in xs[start..start + dst.len()]
+                        .chunks_exact(n)
+                        .zip(dst.chunks_exact_mut(n))
+                    {
+                        row(src, d);
+                    }
+                })
             });
         }
         Ok((CpuStorage::F32(out), l.shape().clone()))

@@ -11,9 +11,9 @@
 //! in f32 the result differs from the direct sum by rounding only (tested against an f64 direct
 //! convolution). Other devices, other dtypes and tensors that need gradients use candle's kernel.
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{Result, Tensor};
 
-use super::cpu::{for_each_chunk, with_f32};
+use super::cpu::{fast_path, for_each_chunk, with_f32};
 
 /// Bound on the transformed tiles held at once, in f32 values (28 MiB): the tiles of a large image
 /// are processed in bands of tile rows. Below glibc's largest `mmap` threshold (32 MiB, see
@@ -24,12 +24,7 @@ const MIN_BAND_TILES: usize = 512;
 
 /// `conv2d(x, weight, padding=1) + bias` for a `(C_out, C_in, 3, 3)` weight.
 pub fn conv3x3(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let fast = x.device().is_cpu()
-        && x.dtype() == DType::F32
-        && weight.dtype() == DType::F32
-        && !x.track_op()
-        && !weight.track_op()
-        && bias.is_none_or(|b| !b.track_op());
+    let fast = fast_path(&[x, weight]) && bias.is_none_or(|b| fast_path(&[b]));
     if !fast {
         let y = x.conv2d(weight, 1, 1, 1, 1)?;
         return match bias {
@@ -285,7 +280,7 @@ fn lanes<const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
 
     /// Unit-variance outputs: F(4×4, 3×3) rounds about 16× more than a direct f32 sum (5e-5 against
     /// 3e-6 at 128 channels); whole-model agreement is checked by tests/parity.rs.
