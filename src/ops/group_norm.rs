@@ -8,7 +8,7 @@
 //! over candle's threads by group. Other devices and dtypes, and tensors that need gradients, use the
 //! composed form.
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 
 use super::cpu::{fast_path, for_each_chunk, sum8, with_f32};
 use super::gelu::exp;
@@ -72,28 +72,10 @@ pub fn group_norm(
     Tensor::from_vec(out, x.shape(), x.device())
 }
 
-/// candle_nn's `GroupNorm::forward` (statistics in f32).
+/// candle_nn's `GroupNorm` (statistics in f32, differentiable).
 fn composed(x: &Tensor, weight: &Tensor, bias: &Tensor, groups: usize, eps: f64) -> Result<Tensor> {
-    let shape = x.dims().to_vec();
-    let n = shape[0];
-    let c = shape[1];
-    let x = x.reshape((n, groups, ()))?;
-    let x_dtype = x.dtype();
-    let x = if x_dtype == DType::F64 {
-        x
-    } else {
-        x.to_dtype(DType::F32)?
-    };
-    let hidden = x.dim(2)? as f64;
-    let x = x.broadcast_sub(&(x.sum_keepdim(2)? / hidden)?)?;
-    let var = (x.sqr()?.sum_keepdim(2)? / hidden)?;
-    let x = x.broadcast_div(&(var + eps)?.sqrt()?)?;
-    let mut wshape = vec![1; shape.len()];
-    wshape[1] = c;
-    x.to_dtype(x_dtype)?
-        .reshape(shape)?
-        .broadcast_mul(&weight.reshape(wshape.clone())?)?
-        .broadcast_add(&bias.reshape(wshape)?)
+    let c = x.dim(1)?;
+    candle_nn::GroupNorm::new(weight.clone(), bias.clone(), c, groups, eps)?.forward(x)
 }
 
 #[cfg(test)]
