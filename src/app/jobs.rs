@@ -297,7 +297,7 @@ mod tests {
 
     #[test]
     fn guidance_follows_the_model_default_unless_chosen() {
-        // Fresh settings (the release's 6), then the built-in model (1), then the release again.
+        // Fresh settings (the release's 6), then a model whose default is 1, then the release again.
         let (mut cfg, mut last) = (6.0, 6.0);
         follow_model_default(&mut cfg, &mut last, 1.0);
         assert_eq!((cfg, last), (1.0, 1.0));
