@@ -25,7 +25,8 @@ fn time<T>(reps: usize, mut f: impl FnMut() -> candle_core::Result<T>) -> candle
 }
 
 fn main() -> anyhow::Result<()> {
-    varsr::alloc::tune_heap();
+    // SAFETY: no other thread exists yet.
+    unsafe { varsr::init_process() };
     let quick = std::env::args().any(|a| a == "--quick");
     let decoder_only = std::env::args().any(|a| a == "--decoder");
     let dev = Device::Cpu;

@@ -121,7 +121,8 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> anyhow::Result<
 }
 
 fn main() -> anyhow::Result<()> {
-    varsr::alloc::tune_heap();
+    // SAFETY: no other thread exists yet.
+    unsafe { varsr::init_process() };
     let quick = std::env::args().any(|a| a == "--quick");
     let small = VarConfig {
         depth: 4,

@@ -20,7 +20,8 @@ use candle_core::{DType, Device};
 use varsr::weights::{self, Component, VAE_STATE_DICT, VAR_STATE_DICT, Weights, is_inference_key};
 
 fn main() {
-    varsr::alloc::tune_heap();
+    // SAFETY: no other thread exists yet.
+    unsafe { varsr::init_process() };
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")

@@ -97,7 +97,8 @@ fn child(w: u32, h: u32) -> Result<(), String> {
 }
 
 fn main() {
-    varsr::alloc::tune_heap();
+    // SAFETY: no other thread exists yet.
+    unsafe { varsr::init_process() };
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let num = |k: usize| args.get(i + k).and_then(|s| s.parse().ok()).unwrap_or(0);

@@ -13,3 +13,14 @@ pub mod pipeline;
 pub mod train;
 pub mod weights;
 pub mod worker;
+
+/// Process-wide settings for a program that runs the model: the heap tuning of [`alloc::tune_heap`]
+/// and a fixed thread count ([`ops::cpu::pin_thread_count`]).
+///
+/// # Safety
+/// Changes the environment: call it first thing in `main`, before any other thread exists.
+pub unsafe fn init_process() {
+    alloc::tune_heap();
+    // SAFETY: forwarded to the caller.
+    unsafe { ops::cpu::pin_thread_count() };
+}

@@ -7,7 +7,8 @@ use clap::Parser;
 use varsr::cli::{Action, Cli};
 
 fn main() -> ExitCode {
-    varsr::alloc::tune_heap();
+    // SAFETY: no other thread exists yet.
+    unsafe { varsr::init_process() };
     match varsr::cli::run(Cli::parse()) {
         Action::Exit(code) => code,
         Action::Gui(files) => match varsr::app::run(files) {

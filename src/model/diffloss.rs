@@ -1,11 +1,12 @@
 //! The refiner network `diffloss.net` (`SimpleMLPAdaLN`, models/diffusion/diffloss.py L197-280, HART's copy
 //! of MAR's diffusion head). The sampling loop lives in `pipeline::refiner`.
 
-use candle_core::{D, DType, Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear};
 
 use super::transformer::AffineLayerNorm;
-use crate::ops::layer_norm::layer_norm_modulate;
+use crate::ops::adaln;
+use crate::ops::silu::silu;
 
 /// `time_embed`: sinusoidal features (cos first) → Linear → SiLU → Linear.
 pub struct TimestepEmbedder {
@@ -62,14 +63,10 @@ impl ResBlock {
     }
 
     fn forward(&self, h: &Tensor, y_silu: &Tensor) -> Result<Tensor> {
-        let m = self.ada.forward(y_silu)?.chunk(3, D::Minus1)?;
-        let x = self
-            .in_ln
-            .forward(h)?
-            .broadcast_mul(&(&m[1] + 1.0)?)?
-            .broadcast_add(&m[0])?;
-        let x = self.mlp2.forward(&self.mlp0.forward(&x)?.silu()?)?;
-        h + x.broadcast_mul(&m[2])?
+        let m = self.ada.forward(y_silu)?;
+        let x = adaln::modulate(h, Some(self.in_ln.params()), &m, 3)?;
+        let x = self.mlp2.forward(&silu(&self.mlp0.forward(&x)?)?)?;
+        adaln::gated_residual(h, &x, &m, 3)
     }
 }
 
@@ -88,9 +85,8 @@ impl FinalLayer {
     }
 
     fn forward(&self, h: &Tensor, y_silu: &Tensor) -> Result<Tensor> {
-        let m = self.ada.forward(y_silu)?.chunk(2, D::Minus1)?;
-        let x = layer_norm_modulate(h, &(&m[1] + 1.0)?, &m[0])?;
-        self.linear.forward(&x)
+        let m = self.ada.forward(y_silu)?;
+        self.linear.forward(&adaln::modulate(h, None, &m, 2)?)
     }
 }
 
@@ -133,7 +129,7 @@ impl SimpleMlpAdaLn {
     /// [`TimestepEmbedder::forward`], `c_emb` `(N, width)` from [`Self::embed_cond`]. Returns `(N, 2·target)`:
     /// ε then the variance interpolation values.
     pub fn forward(&self, x: &Tensor, t_emb: &Tensor, c_emb: &Tensor) -> Result<Tensor> {
-        let y_silu = c_emb.broadcast_add(t_emb)?.silu()?;
+        let y_silu = silu(&c_emb.broadcast_add(t_emb)?)?;
         let mut h = self.input_proj.forward(x)?;
         for b in &self.res_blocks {
             h = b.forward(&h, &y_silu)?;

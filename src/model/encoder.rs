@@ -4,6 +4,8 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder, conv2d};
 
+use crate::ops::silu::silu;
+
 pub struct ConEmbedding {
     conv_in: Conv2d,
     /// Pairs of 3×3 convolutions; the second of each pair has stride 2.
@@ -41,9 +43,9 @@ impl ConEmbedding {
 
     /// `(B, 3, S, S)` in [-1, 1] → prefix tokens `(B, (S/2ⁿ)², C)`, row-major.
     pub fn forward(&self, lr: &Tensor) -> Result<Tensor> {
-        let mut h = self.conv_in.forward(lr)?.silu()?;
+        let mut h = silu(&self.conv_in.forward(lr)?)?;
         for b in &self.blocks {
-            h = b.forward(&h)?.silu()?;
+            h = silu(&b.forward(&h)?)?;
         }
         let e = self.conv_out.forward(&h)?;
         let (b, c, hh, ww) = e.dims4()?;

@@ -32,6 +32,11 @@ impl AffineLayerNorm {
             bias: vb.get(dim, "bias")?,
         })
     }
+
+    /// `(weight, bias)`, for kernels that fold the affine part into a later step.
+    pub fn params(&self) -> (&Tensor, &Tensor) {
+        (&self.weight, &self.bias)
+    }
 }
 
 impl Module for AffineLayerNorm {

@@ -34,30 +34,70 @@ pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result
     f(&cpu.as_slice::<f32>()?[a..b])
 }
 
-/// `f(index, chunk)` for each `len`-sized chunk of `data` (the last may be shorter), spread over
-/// candle's thread count; the calling thread takes the last share, so one share spawns nothing.
+/// candle's thread count, read once. candle's own `get_num_threads` counts the physical cores by
+/// parsing `/proc/cpuinfo` on every call (each matrix product) unless `RAYON_NUM_THREADS` is set:
+/// 2 % of a built-in-model upscale went to it. See [`pin_thread_count`].
+pub fn num_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| candle_core::utils::get_num_threads().max(1))
+}
+
+/// Sets `RAYON_NUM_THREADS` to candle's thread count when the user has not, so that candle stops
+/// re-counting cores on each matrix product. The count is the one candle would pick anyway (the
+/// physical cores), and rayon's pool, which reads the same variable, gets the same size.
+///
+/// # Safety
+/// Changes the environment: call it first thing in `main`, before any other thread exists.
+pub unsafe fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = num_threads();
+        // SAFETY: the caller guarantees that no other thread reads the environment meanwhile.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
+}
+
+/// `f(index, chunk)` for each `len`-sized chunk of `data` (the last may be shorter), on candle's
+/// barrier pool, whose workers are already awake after candle's own element-wise operations.
+/// Spawning threads per call instead put a third and fourth runnable thread beside the pool's
+/// spinning worker on a 2-core machine.
 pub(crate) fn for_each_chunk<F: Fn(usize, &mut [f32]) + Sync>(data: &mut [f32], len: usize, f: F) {
     let len = len.max(1);
-    let count = data.len().div_ceil(len);
-    let threads = candle_core::utils::get_num_threads().clamp(1, count.max(1));
-    let per = count.div_ceil(threads).max(1);
-    let run = |k: usize, part: &mut [f32]| {
-        for (i, chunk) in part.chunks_mut(len).enumerate() {
-            f(k * per + i, chunk);
+    let total = data.len();
+    let count = total.div_ceil(len);
+    if count <= 1 || num_threads() == 1 {
+        for (i, chunk) in data.chunks_mut(len).enumerate() {
+            f(i, chunk);
         }
-    };
-    std::thread::scope(|scope| {
-        let mut parts = data.chunks_mut(per * len).enumerate();
-        let last = parts.next_back();
-        for (k, part) in parts {
-            let run = &run;
-            scope.spawn(move || run(k, part));
-        }
-        if let Some((k, part)) = last {
-            run(k, part);
+        return;
+    }
+    let base = SharedMut(data.as_mut_ptr());
+    candle_core::utils::barrier_pool().execute_chunked(count, |range| {
+        for i in range {
+            let start = i * len;
+            let n = len.min(total - start);
+            // SAFETY: each index is handed to exactly one thread, so the chunks are disjoint
+            // ranges inside `data`, which outlives the call (`execute_chunked` returns when all
+            // chunks are done).
+            let chunk = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), n) };
+            f(i, chunk);
         }
     });
 }
+
+/// A pointer to data that threads write in disjoint parts.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+
+impl SharedMut {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+// SAFETY: only used for disjoint writes (see `for_each_chunk`).
+unsafe impl Send for SharedMut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMut {}
 
 /// `Σ f(v)` over eight interleaved partial sums, so that the additions vectorise (`T` is the
 /// accumulator: f32, or f64 for statistics over whole feature maps).

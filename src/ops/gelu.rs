@@ -58,9 +58,9 @@ fn gelu_slope(v: f32) -> f32 {
 }
 
 /// `f` over `xs`, in chunks on candle's thread count when there is enough work.
-fn map<F: Fn(f32) -> f32 + Copy + Send + Sync>(xs: &[f32], f: F) -> Vec<f32> {
+pub(crate) fn map<F: Fn(f32) -> f32 + Copy + Send + Sync>(xs: &[f32], f: F) -> Vec<f32> {
     let mut out = vec![0f32; xs.len()];
-    let threads = candle_core::utils::get_num_threads().max(1);
+    let threads = super::cpu::num_threads();
     let chunk = PARALLEL_MIN.max(xs.len().div_ceil(threads));
     super::cpu::for_each_chunk(&mut out, chunk, |i, dst| {
         let src = &xs[i * chunk..][..dst.len()];
