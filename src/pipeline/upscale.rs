@@ -30,7 +30,8 @@ mod memory;
 mod tile_noise;
 
 pub use memory::{
-    CPU_MAX_BATCH, available_memory, cpu_max_batch, fit_batch, tile_memory, window_memory,
+    CPU_MAX_BATCH, available_memory, balanced_batch, cpu_max_batch, fit_batch, tile_memory,
+    window_memory,
 };
 pub use tile_noise::TileNoise;
 
@@ -288,7 +289,8 @@ pub fn plan(engine: &Engine, input: (u32, u32), opts: &UpscaleOptions) -> Result
                 Device::Cpu => grid.len().min(cpu_max_batch(&engine.var.config)),
                 _ => grid.len(),
             };
-            fit_batch(tile_memory(&engine.var.config, bytes), budget, max)
+            let fit = fit_batch(tile_memory(&engine.var.config, bytes), budget, max);
+            balanced_batch(grid.len(), fit)
         }
     };
     Ok(UpscalePlan {

@@ -74,6 +74,14 @@ pub fn cpu_max_batch(var: &VarConfig) -> usize {
     (CPU_BATCH_WORK / work).clamp(CPU_MAX_BATCH, 32)
 }
 
+/// `n` items in batches of at most `batch`, as evenly as the same number of batches allows: 81 tiles
+/// at 32 become three batches of 27 rather than 32, 32 and 17. The time is the same (measured on the
+/// built-in model, 128→512 px) and the peak memory that of the smaller batch.
+pub fn balanced_batch(n: usize, batch: usize) -> usize {
+    let batch = batch.max(1);
+    n.div_ceil(n.div_ceil(batch).max(1)).clamp(1, batch)
+}
+
 /// How many items of `per_item` bytes fit in `budget`, between 1 and `max`.
 pub fn fit_batch(per_item: u64, budget: Option<u64>, max: usize) -> usize {
     let max = max.max(1);
@@ -101,6 +109,24 @@ mod tests {
         assert_eq!(fit_batch(m, Some(m * 5), 6), 3);
         assert_eq!(fit_batch(m, Some(m / 4), 6), 1);
         assert_eq!(fit_batch(m, None, 11), 4);
+    }
+
+    #[test]
+    fn batches_are_even_and_never_larger() {
+        assert_eq!(balanced_batch(81, 32), 27);
+        assert_eq!(balanced_batch(81, 4), 4);
+        assert_eq!(balanced_batch(10, 4), 4);
+        assert_eq!(balanced_batch(9, 4), 3);
+        assert_eq!(balanced_batch(3, 32), 3);
+        assert_eq!(balanced_batch(0, 4), 1);
+        for n in 1..200 {
+            for b in 1..40 {
+                let e = balanced_batch(n, b);
+                assert!(e <= b && e >= 1);
+                // The same number of batches as `b` gives.
+                assert_eq!(n.div_ceil(e), n.div_ceil(b), "{n} {b}");
+            }
+        }
     }
 
     #[test]
