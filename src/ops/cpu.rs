@@ -60,7 +60,11 @@ pub unsafe fn pin_thread_count() {
 /// barrier pool, whose workers are already awake after candle's own element-wise operations.
 /// Spawning threads per call instead put a third and fourth runnable thread beside the pool's
 /// spinning worker on a 2-core machine.
-pub(crate) fn for_each_chunk<F: Fn(usize, &mut [f32]) + Sync>(data: &mut [f32], len: usize, f: F) {
+pub(crate) fn for_each_chunk<T: Send, F: Fn(usize, &mut [T]) + Sync>(
+    data: &mut [T],
+    len: usize,
+    f: F,
+) {
     let len = len.max(1);
     let total = data.len();
     let count = total.div_ceil(len);
@@ -85,19 +89,26 @@ pub(crate) fn for_each_chunk<F: Fn(usize, &mut [f32]) + Sync>(data: &mut [f32], 
 }
 
 /// A pointer to data that threads write in disjoint parts.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+struct SharedMut<T>(*mut T);
 
-impl SharedMut {
-    fn get(self) -> *mut f32 {
+impl<T> Clone for SharedMut<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    fn get(self) -> *mut T {
         self.0
     }
 }
 
-// SAFETY: only used for disjoint writes (see `for_each_chunk`).
-unsafe impl Send for SharedMut {}
+// SAFETY: only used for disjoint writes of `Send` values (see `for_each_chunk`).
+unsafe impl<T: Send> Send for SharedMut<T> {}
 // SAFETY: as above.
-unsafe impl Sync for SharedMut {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
 
 /// `Σ f(v)` over eight interleaved partial sums, so that the additions vectorise (`T` is the
 /// accumulator: f32, or f64 for statistics over whole feature maps).

@@ -77,11 +77,20 @@ pub fn generate(
                 };
                 let logits = var.logits(&hq, &cond)?;
                 let t = (params.cfg as f64) * si as f64 / (k - 1).max(1) as f64;
-                let guided = ((logits.i(0..b)? * (1.0 + t))? - (logits.i(b..2 * b)? * t)?)?;
-                if observer.wants_taps() {
-                    observer.tap(&format!("guided_logits_s{si}"), &guided);
+                let fast = match params.top_k == 1 && !observer.wants_taps() {
+                    true => sampling::guided_argmax(&logits, t)?,
+                    false => None,
+                };
+                match fast {
+                    Some(ids) => ids,
+                    None => {
+                        let guided = ((logits.i(0..b)? * (1.0 + t))? - (logits.i(b..2 * b)? * t)?)?;
+                        if observer.wants_taps() {
+                            observer.tap(&format!("guided_logits_s{si}"), &guided);
+                        }
+                        sampling::sample(&guided, params.top_k, params.top_p, noise)?
+                    }
                 }
-                sampling::sample(&guided, params.top_k, params.top_p, noise)?
             }
         };
         let hmap = quant.lookup_map(&idx, pn)?;

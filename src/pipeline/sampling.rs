@@ -47,6 +47,49 @@ pub fn sample(logits: &Tensor, top_k: usize, top_p: f32, noise: &mut dyn Noise) 
     Tensor::from_vec(chosen, (b, l), &Device::Cpu)?.to_device(logits.device())
 }
 
+/// Argmax of the guided logits `(1 + t)·c − t·u` for logits `(2B, L, V)` (conditional rows first), in
+/// one parallel pass on the CPU without forming the guided tensor: what the composed form plus
+/// [`sample`] with `top_k = 1` choose, computed with the same f32 operations. `None` when the fast
+/// path does not apply (another device or dtype).
+pub fn guided_argmax(logits: &Tensor, t: f64) -> Result<Option<Tensor>> {
+    if !crate::ops::cpu::fast_path(&[logits]) {
+        return Ok(None);
+    }
+    let (b2, l, v) = logits.dims3()?;
+    let b = b2 / 2;
+    if b == 0 || b2 % 2 == 1 || v == 0 {
+        candle_core::bail!(
+            "guided_argmax: logits {:?} are not two halves",
+            logits.dims()
+        );
+    }
+    // `tensor * f64` is candle's affine `x·(m as f32) + 0`, exact in the `+ 0`.
+    let (mc, mu) = ((1.0 + t) as f32, t as f32);
+    let rows = b * l;
+    let mut ids = vec![0u32; rows];
+    crate::ops::cpu::with_f32(logits, "guided_argmax", |xs| {
+        let (cond, uncond) = xs.split_at(rows * v);
+        crate::ops::cpu::for_each_chunk(&mut ids, 64, |i, dst| {
+            for (k, id) in dst.iter_mut().enumerate() {
+                let r = i * 64 + k;
+                let (c, u) = (&cond[r * v..][..v], &uncond[r * v..][..v]);
+                let mut best = c[0] * mc - u[0] * mu;
+                let mut at = 0;
+                for j in 1..v {
+                    let g = c[j] * mc - u[j] * mu;
+                    if g > best {
+                        best = g;
+                        at = j;
+                    }
+                }
+                *id = at as u32;
+            }
+        });
+        Ok(())
+    })?;
+    Ok(Some(Tensor::from_vec(ids, (b, l), &Device::Cpu)?))
+}
+
 /// Index of the largest value; the first one on ties (the reference breaks ties at random, and the
 /// fixture has none).
 pub fn argmax(row: &[f32]) -> u32 {
@@ -116,6 +159,23 @@ fn sample_row(row: &[f32], top_k: usize, top_p: f32, u: f32) -> u32 {
 mod tests {
     use super::*;
     use crate::pipeline::SeededNoise;
+    use candle_core::IndexOp;
+
+    /// The one-pass guided argmax picks what the composed guidance and `sample(top_k = 1)` pick,
+    /// ties included (logits rounded to a coarse grid make many).
+    #[test]
+    fn guided_argmax_matches_the_composed_choice() -> Result<()> {
+        let dev = Device::Cpu;
+        for (b, l, v, t) in [(3, 70, 1024, 4.5), (2, 5, 37, 0.0), (1, 300, 16, 12.0)] {
+            let logits = (Tensor::randn(0f32, 2f32, (2 * b, l, v), &dev)? * 4.0)?.round()?;
+            let guided = ((logits.i(0..b)? * (1.0 + t))? - (logits.i(b..2 * b)? * t)?)?;
+            let mut noise = SeededNoise::new(1);
+            let want = sample(&guided, 1, 0.75, &mut noise)?.to_vec2::<u32>()?;
+            let got = guided_argmax(&logits, t)?.expect("the CPU path");
+            assert_eq!(got.to_vec2::<u32>()?, want, "{b}×{l}×{v} t {t}");
+        }
+        Ok(())
+    }
 
     #[test]
     fn top_k_one_is_argmax() -> Result<()> {
