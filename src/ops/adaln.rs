@@ -9,8 +9,11 @@
 
 use candle_core::{D, Result, Tensor};
 
-use super::cpu::{fast_path, for_each_chunk, sum8, with_f32};
+use super::cpu::{fast_path, for_each_row_block, sum8, with_f32};
 use super::layer_norm::{LN_EPS, layer_norm, layer_norm_modulate};
+
+/// Values per task: the refiner's rows are short and many.
+const ROW_BLOCK: usize = 16_384;
 
 /// `(LN(h)·w + b)·(1 + m[:, C..2C]) + m[:, ..C]`, the LayerNorm affine when `affine` is given.
 /// `h` is `(…, C)`, `m` has as many rows and `parts·C` columns (shift, scale, then the rest).
@@ -40,9 +43,7 @@ pub fn modulate(
     let out = with_f32(m, "modulate", |ms| {
         with_f32(h, "modulate", |hs| {
             let mut out = vec![0f32; hs.len()];
-            let rows_per_task = (16_384 / c).max(1);
-            for_each_chunk(&mut out, rows_per_task * c, |i, dst| {
-                let first = i * rows_per_task;
+            for_each_row_block(&mut out, c, ROW_BLOCK, |first, dst| {
                 super::simd::dispatch!({
                     for (k, (d, s)) in dst
                         .chunks_exact_mut(c)
@@ -95,9 +96,7 @@ pub fn gated_residual(h: &Tensor, x: &Tensor, m: &Tensor, parts: usize) -> Resul
         with_f32(x, "gated_residual", |xs| {
             with_f32(h, "gated_residual", |hs| {
                 let mut out = vec![0f32; hs.len()];
-                let rows_per_task = (16_384 / c).max(1);
-                for_each_chunk(&mut out, rows_per_task * c, |i, dst| {
-                    let first = i * rows_per_task;
+                for_each_row_block(&mut out, c, ROW_BLOCK, |first, dst| {
                     super::simd::dispatch!({
                         for (k, d) in dst.chunks_exact_mut(c).enumerate() {
                             let r = first + k;

@@ -88,6 +88,18 @@ pub(crate) fn for_each_chunk<T: Send, F: Fn(usize, &mut [T]) + Sync>(
     });
 }
 
+/// `f(first_row, rows)` over blocks of whole rows of `width` values, about `values_per_task` values a
+/// block, so that small tensors stay on one thread.
+pub(crate) fn for_each_row_block<F: Fn(usize, &mut [f32]) + Sync>(
+    out: &mut [f32],
+    width: usize,
+    values_per_task: usize,
+    f: F,
+) {
+    let rows = (values_per_task / width.max(1)).max(1);
+    for_each_chunk(out, rows * width.max(1), |i, dst| f(i * rows, dst));
+}
+
 /// A pointer to data that threads write in disjoint parts.
 struct SharedMut<T>(*mut T);
 

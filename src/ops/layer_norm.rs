@@ -8,7 +8,7 @@
 
 use candle_core::{D, DType, Result, Tensor};
 
-use super::cpu::{fast_path, for_each_chunk, sum8, with_f32};
+use super::cpu::{fast_path, for_each_row_block, sum8, with_f32};
 
 pub const LN_EPS: f64 = 1e-6;
 
@@ -52,10 +52,7 @@ pub fn layer_norm_modulate(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result
     );
     let out = with_f32(x, "layer_norm_modulate", |xs| {
         let mut out = vec![0f32; xs.len()];
-        // Blocks of rows per task, so that short sequences stay on one thread.
-        let rows_per_task = (65_536 / c).max(1);
-        for_each_chunk(&mut out, rows_per_task * c, |i, dst| {
-            let first = i * rows_per_task;
+        for_each_row_block(&mut out, c, 65_536, |first, dst| {
             super::simd::dispatch!({
                 for (k, (d, s)) in dst
                     .chunks_exact_mut(c)

@@ -31,10 +31,8 @@ impl CustomOp1 for Softmax {
         let n = l.dims().last().copied().unwrap_or(1).max(1);
         let mut out = vec![0f32; xs.len()];
         if !xs.is_empty() {
-            // Whole rows per thread: at least 64 Ki values each, so small tensors stay on one thread.
-            let rows_per_task = (65_536 / n).max(1);
-            super::cpu::for_each_chunk(&mut out, rows_per_task * n, |i, dst| {
-                let start = i * rows_per_task * n;
+            super::cpu::for_each_row_block(&mut out, n, 65_536, |first, dst| {
+                let start = first * n;
                 super::simd::dispatch!({
                     for (src, d) in xs[start..start + dst.len()]
                         .chunks_exact(n)
