@@ -6,7 +6,7 @@ use candle_nn::{Linear, VarBuilder, linear};
 
 use super::transformer::AffineLayerNorm;
 use crate::ops::adaln;
-use crate::ops::silu::silu;
+use crate::ops::silu::{silu, silu_after};
 
 /// `time_embed`: sinusoidal features (cos first) → Linear → SiLU → Linear.
 pub struct TimestepEmbedder {
@@ -65,7 +65,7 @@ impl ResBlock {
     fn forward(&self, h: &Tensor, y_silu: &Tensor) -> Result<Tensor> {
         let m = self.ada.forward(y_silu)?;
         let x = adaln::modulate(h, Some(self.in_ln.params()), &m, 3)?;
-        let x = self.mlp2.forward(&silu(&self.mlp0.forward(&x)?)?)?;
+        let x = self.mlp2.forward(&silu_after(&self.mlp0, &x)?)?;
         adaln::gated_residual(h, &x, &m, 3)
     }
 }

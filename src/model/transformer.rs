@@ -206,7 +206,7 @@ impl Ffn {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // GELU with the tanh approximation, as `nn.GELU(approximate='tanh')`.
         self.fc2
-            .forward(&crate::ops::gelu::gelu(&self.fc1.forward(x)?)?)
+            .forward(&crate::ops::gelu::gelu_after(&self.fc1, x)?)
     }
 }
 

@@ -6,7 +6,8 @@
 //! and a branch-free `exp` the compiler vectorises, split over candle's threads. Other devices and
 //! dtypes use candle's kernel.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor};
+use candle_nn::Linear;
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const CUBIC: f32 = 0.044715;
@@ -19,6 +20,58 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
         return x.gelu();
     }
     x.contiguous()?.apply_op1(Gelu)
+}
+
+/// `gelu(lin(x))` with the layer's bias added inside the activation's pass rather than in a pass of
+/// its own over the layer's output (the transformer's widest activations): the same values, since the
+/// sum is the same f32 addition. Tensors that need gradients take the composed form.
+pub fn gelu_after(lin: &Linear, x: &Tensor) -> Result<Tensor> {
+    match split_bias(lin, x)? {
+        Some((y, bias)) => Ok(Tensor::from_vec(
+            map_biased(&y, &bias, gelu_value)?,
+            y.shape(),
+            y.device(),
+        )?),
+        None => gelu(&lin.forward(x)?),
+    }
+}
+
+/// `x·Wᵀ` and the bias values of `lin` when the fused CPU path applies.
+pub(crate) fn split_bias(lin: &Linear, x: &Tensor) -> Result<Option<(Tensor, Vec<f32>)>> {
+    let Some(bias) = lin.bias() else {
+        return Ok(None);
+    };
+    if !super::cpu::fast_path(&[x, lin.weight(), bias]) {
+        return Ok(None);
+    }
+    let y = Linear::new(lin.weight().clone(), None).forward(x)?;
+    Ok(Some((y, bias.to_vec1::<f32>()?)))
+}
+
+/// `f(y + bias)` over the rows of `y` (contiguous rows of `bias.len()` values).
+pub(crate) fn map_biased<F: Fn(f32) -> f32 + Copy + Send + Sync>(
+    y: &Tensor,
+    bias: &[f32],
+    f: F,
+) -> Result<Vec<f32>> {
+    let n = bias.len().max(1);
+    super::cpu::with_f32(y, "map_biased", |ys| {
+        if ys.len() % n != 0 {
+            candle_core::bail!("map_biased: {} values in rows of {n}", ys.len());
+        }
+        let mut out = vec![0f32; ys.len()];
+        super::cpu::for_each_row_block(&mut out, n, PARALLEL_MIN, |first, dst| {
+            let src = &ys[first * n..][..dst.len()];
+            super::simd::dispatch!({
+                for (d, s) in dst.chunks_exact_mut(n).zip(src.chunks_exact(n)) {
+                    for ((o, &v), &b) in d.iter_mut().zip(s).zip(bias) {
+                        *o = f(v + b);
+                    }
+                }
+            })
+        });
+        Ok(out)
+    })
 }
 
 /// `e^x` for f32, within 2 ulp on [-87, 88] (Cephes' `expf` polynomial); saturates outside.
@@ -43,7 +96,7 @@ pub(crate) fn exp(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn gelu_value(v: f32) -> f32 {
+pub(crate) fn gelu_value(v: f32) -> f32 {
     let u = SQRT_2_OVER_PI * (v + CUBIC * v * v * v);
     v / (1.0 + exp(-2.0 * u))
 }

@@ -2,10 +2,11 @@
 //! applies it to every token twice per block and step, the LR encoder after each convolution.
 //! Tensors that need gradients, other devices and dtypes use candle's kernel.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor};
+use candle_nn::Linear;
 
 use super::cpu::fast_path;
-use super::gelu::{exp, map};
+use super::gelu::{exp, map, map_biased, split_bias};
 
 /// `silu(x) = x / (1 + e^−x)`.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
@@ -13,6 +14,23 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
         return x.silu();
     }
     x.contiguous()?.apply_op1_no_bwd(&Silu)
+}
+
+/// `silu(lin(x))` with the bias added inside the activation's pass (see [`super::gelu::gelu_after`]).
+pub fn silu_after(lin: &Linear, x: &Tensor) -> Result<Tensor> {
+    match split_bias(lin, x)? {
+        Some((y, bias)) => Ok(Tensor::from_vec(
+            map_biased(&y, &bias, silu_value)?,
+            y.shape(),
+            y.device(),
+        )?),
+        None => silu(&lin.forward(x)?),
+    }
+}
+
+#[inline(always)]
+fn silu_value(v: f32) -> f32 {
+    v / (1.0 + exp(-v))
 }
 
 struct Silu;
@@ -24,10 +42,7 @@ impl CustomOp1 for Silu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let xs = super::cpu::contiguous_f32(s, l, self.name())?;
-        Ok((
-            CpuStorage::F32(map(xs, |v| v / (1.0 + exp(-v)))),
-            l.shape().clone(),
-        ))
+        Ok((CpuStorage::F32(map(xs, silu_value)), l.shape().clone()))
     }
 }
 
@@ -52,6 +67,32 @@ mod tests {
                 "{x}: {g} vs {want}"
             );
         }
+        Ok(())
+    }
+
+    /// With the bias inside the activation's pass: the same bits as the layer, then the activation;
+    /// and the composed form for tensors that need gradients.
+    #[test]
+    fn bias_inside_the_pass_gives_the_same_bits() -> Result<()> {
+        let dev = Device::Cpu;
+        let lin = Linear::new(
+            Tensor::randn(0f32, 0.3, (96, 40), &dev)?,
+            Some(Tensor::randn(0f32, 1.0, 96, &dev)?),
+        );
+        let x = Tensor::randn(0f32, 1.0, (3, 700, 40), &dev)?;
+        let bits = |t: Tensor| -> Result<Vec<u32>> {
+            Ok(t.flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .map(|v| v.to_bits())
+                .collect())
+        };
+        assert!(bits(silu_after(&lin, &x)?)? == bits(silu(&lin.forward(&x)?)?)?);
+        let gelu = super::super::gelu::gelu_after(&lin, &x)?;
+        assert!(bits(gelu)? == bits(super::super::gelu::gelu(&lin.forward(&x)?)?)?);
+        let xv = candle_core::Var::from_tensor(&x)?;
+        let y = silu_after(&lin, xv.as_tensor())?;
+        assert!(y.track_op(), "the composed form keeps the graph");
         Ok(())
     }
 }
