@@ -9,8 +9,8 @@
 
 use candle_core::{D, Result, Tensor};
 
-use super::cpu::{fast_path, for_each_row_block, sum8, with_f32};
-use super::layer_norm::{LN_EPS, layer_norm, layer_norm_modulate};
+use super::cpu::{fast_path, for_each_row_block, with_f32s};
+use super::layer_norm::{layer_norm, layer_norm_modulate, row_stats};
 
 /// Values per task: the refiner's rows are short and many.
 const ROW_BLOCK: usize = 16_384;
@@ -40,39 +40,35 @@ pub fn modulate(
         Some((w, b)) => Some((w.to_vec1::<f32>()?, b.to_vec1::<f32>()?)),
         None => None,
     };
-    let out = with_f32(m, "modulate", |ms| {
-        with_f32(h, "modulate", |hs| {
-            let mut out = vec![0f32; hs.len()];
-            for_each_row_block(&mut out, c, ROW_BLOCK, |first, dst| {
-                super::simd::dispatch!({
-                    for (k, (d, s)) in dst
-                        .chunks_exact_mut(c)
-                        .zip(hs[first * c..].chunks_exact(c))
-                        .enumerate()
-                    {
-                        let mrow = &ms[(first + k) * parts * c..][..2 * c];
-                        let (sh, sc) = mrow.split_at(c);
-                        let mean = sum8(s, |v| v) / c as f32;
-                        let var = sum8(s, |v| (v - mean) * (v - mean)) / c as f32;
-                        let rstd = 1.0 / (var + LN_EPS as f32).sqrt();
-                        match &affine {
-                            Some((w, b)) => {
-                                for j in 0..c {
-                                    let n = (s[j] - mean) * rstd * w[j] + b[j];
-                                    d[j] = n * (sc[j] + 1.0) + sh[j];
-                                }
+    let out = with_f32s(&[h, m], "modulate", |v| {
+        let (hs, ms) = (v[0], v[1]);
+        let mut out = vec![0f32; hs.len()];
+        for_each_row_block(&mut out, c, ROW_BLOCK, |first, dst| {
+            super::simd::dispatch!({
+                for (k, (d, s)) in dst
+                    .chunks_exact_mut(c)
+                    .zip(hs[first * c..].chunks_exact(c))
+                    .enumerate()
+                {
+                    let (sh, sc) = ms[(first + k) * parts * c..][..2 * c].split_at(c);
+                    let (mean, rstd) = row_stats(s);
+                    match &affine {
+                        Some((w, b)) => {
+                            for j in 0..c {
+                                let n = (s[j] - mean) * rstd * w[j] + b[j];
+                                d[j] = n * (sc[j] + 1.0) + sh[j];
                             }
-                            None => {
-                                for j in 0..c {
-                                    d[j] = (s[j] - mean) * rstd * (sc[j] + 1.0) + sh[j];
-                                }
+                        }
+                        None => {
+                            for j in 0..c {
+                                d[j] = (s[j] - mean) * rstd * (sc[j] + 1.0) + sh[j];
                             }
                         }
                     }
-                })
-            });
-            Ok(out)
-        })
+                }
+            })
+        });
+        Ok(out)
     })?;
     Tensor::from_vec(out, h.shape(), h.device())
 }
@@ -92,25 +88,22 @@ pub fn gated_residual(h: &Tensor, x: &Tensor, m: &Tensor, parts: usize) -> Resul
     if !fast_path(&[h, x, m]) {
         return h + x.broadcast_mul(&m.narrow(D::Minus1, 2 * c, c)?)?;
     }
-    let out = with_f32(m, "gated_residual", |ms| {
-        with_f32(x, "gated_residual", |xs| {
-            with_f32(h, "gated_residual", |hs| {
-                let mut out = vec![0f32; hs.len()];
-                for_each_row_block(&mut out, c, ROW_BLOCK, |first, dst| {
-                    super::simd::dispatch!({
-                        for (k, d) in dst.chunks_exact_mut(c).enumerate() {
-                            let r = first + k;
-                            let (hr, xr) = (&hs[r * c..][..c], &xs[r * c..][..c]);
-                            let g = &ms[(r * parts + 2) * c..][..c];
-                            for j in 0..c {
-                                d[j] = hr[j] + xr[j] * g[j];
-                            }
-                        }
-                    })
-                });
-                Ok(out)
+    let out = with_f32s(&[h, x, m], "gated_residual", |v| {
+        let (hs, xs, ms) = (v[0], v[1], v[2]);
+        let mut out = vec![0f32; hs.len()];
+        for_each_row_block(&mut out, c, ROW_BLOCK, |first, dst| {
+            super::simd::dispatch!({
+                for (k, d) in dst.chunks_exact_mut(c).enumerate() {
+                    let r = first + k;
+                    let (hr, xr) = (&hs[r * c..][..c], &xs[r * c..][..c]);
+                    let g = &ms[(r * parts + 2) * c..][..c];
+                    for j in 0..c {
+                        d[j] = hr[j] + xr[j] * g[j];
+                    }
+                }
             })
-        })
+        });
+        Ok(out)
     })?;
     Tensor::from_vec(out, h.shape(), h.device())
 }
@@ -131,6 +124,7 @@ fn check(h: &Tensor, m: &Tensor, parts: usize, op: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::layer_norm::LN_EPS;
     use candle_core::{Device, Var};
 
     /// Against the definition in f64, with and without the affine part, widths with and without
@@ -192,22 +186,16 @@ mod tests {
         let b = Tensor::randn(0f32, 0.2, c, &dev)?;
         let x = Tensor::randn(0f32, 1f32, (rows, c), &dev)?;
         let part = |k: usize| m.narrow(D::Minus1, k * c, c);
-        let bits = |t: Tensor| -> Result<Vec<u32>> {
-            Ok(t.flatten_all()?
-                .to_vec1::<f32>()?
-                .iter()
-                .map(|v| v.to_bits())
-                .collect())
-        };
+        let bits = super::super::cpu::bits;
         let scale = (part(1)? + 1.0)?;
         let affine = layer_norm_modulate(&h, &w, &b)?
             .broadcast_mul(&scale)?
             .broadcast_add(&part(0)?)?;
-        assert!(bits(modulate(&h, Some((&w, &b)), &m, 3)?)? == bits(affine)?);
+        assert!(bits(&modulate(&h, Some((&w, &b)), &m, 3)?)? == bits(&affine)?);
         let plain = layer_norm_modulate(&h, &scale, &part(0)?)?;
-        assert!(bits(modulate(&h, None, &m, 3)?)? == bits(plain)?);
+        assert!(bits(&modulate(&h, None, &m, 3)?)? == bits(&plain)?);
         let gated = (&h + x.broadcast_mul(&part(2)?)?)?;
-        assert!(bits(gated_residual(&h, &x, &m, 3)?)? == bits(gated)?);
+        assert!(bits(&gated_residual(&h, &x, &m, 3)?)? == bits(&gated)?);
         Ok(())
     }
 

@@ -23,15 +23,31 @@ pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Res
 
 /// `f` applied to the values of an f32 tensor on the CPU (made contiguous first).
 pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("{op}: not a CPU tensor");
-    };
-    let Some((a, b)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{op}: tensor not contiguous");
-    };
-    f(&cpu.as_slice::<f32>()?[a..b])
+    with_f32s(&[t], op, |v| f(v[0]))
+}
+
+/// `f` applied to the values of several f32 tensors on the CPU, in the order given.
+pub(crate) fn with_f32s<R>(
+    ts: &[&Tensor],
+    op: &str,
+    f: impl FnOnce(&[&[f32]]) -> Result<R>,
+) -> Result<R> {
+    let ts = ts
+        .iter()
+        .map(|t| t.contiguous())
+        .collect::<Result<Vec<_>>>()?;
+    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut values = Vec::with_capacity(guards.len());
+    for (storage, layout) in &guards {
+        let Storage::Cpu(cpu) = &**storage else {
+            candle_core::bail!("{op}: not a CPU tensor");
+        };
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            candle_core::bail!("{op}: tensor not contiguous");
+        };
+        values.push(&cpu.as_slice::<f32>()?[a..b]);
+    }
+    f(&values)
 }
 
 /// candle's thread count, read once. candle's own `get_num_threads` counts the physical cores by
@@ -96,8 +112,9 @@ pub(crate) fn for_each_row_block<F: Fn(usize, &mut [f32]) + Sync>(
     values_per_task: usize,
     f: F,
 ) {
-    let rows = (values_per_task / width.max(1)).max(1);
-    for_each_chunk(out, rows * width.max(1), |i, dst| f(i * rows, dst));
+    let width = width.max(1);
+    let rows = (values_per_task / width).max(1);
+    for_each_chunk(out, rows * width, |i, dst| f(i * rows, dst));
 }
 
 /// A pointer to data that threads write in disjoint parts.
@@ -141,4 +158,14 @@ where
         .iter()
         .fold(T::default(), |s, &v| s + f(v));
     acc.iter().fold(T::default(), |s, &a| s + a) + tail
+}
+
+/// The bit patterns of a tensor's f32 values, for tests that a fast form gives the composed one's bits.
+#[cfg(test)]
+pub(crate) fn bits(t: &Tensor) -> Result<Vec<u32>> {
+    Ok(t.flatten_all()?
+        .to_vec1::<f32>()?
+        .iter()
+        .map(|v| v.to_bits())
+        .collect())
 }

@@ -11,7 +11,7 @@
 use candle_core::{Module, Result, Tensor};
 
 use super::cpu::{fast_path, for_each_chunk, sum8, with_f32};
-use super::gelu::exp;
+use super::silu::silu_value;
 
 /// `GroupNorm(groups, C, eps)` with learned `weight` and `bias` `(C,)`, then SiLU if `silu`.
 pub fn group_norm(
@@ -55,8 +55,7 @@ pub fn group_norm(
                             (b[first + ch] as f64 - mean * rstd * w[first + ch] as f64) as f32;
                         if silu {
                             for (o, &v) in d.iter_mut().zip(s) {
-                                let y = v * scale + shift;
-                                *o = y / (1.0 + exp(-y));
+                                *o = silu_value(v * scale + shift);
                             }
                         } else {
                             for (o, &v) in d.iter_mut().zip(s) {

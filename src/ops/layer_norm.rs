@@ -61,9 +61,7 @@ pub fn layer_norm_modulate(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result
                 {
                     let m = (first + k) / per_mod;
                     let (sc, sh) = (&scale[m * c..(m + 1) * c], &shift[m * c..(m + 1) * c]);
-                    let mean = sum8(s, |v| v) / c as f32;
-                    let var = sum8(s, |v| (v - mean) * (v - mean)) / c as f32;
-                    let rstd = 1.0 / (var + LN_EPS as f32).sqrt();
+                    let (mean, rstd) = row_stats(s);
                     for (((o, &v), &a), &b) in d.iter_mut().zip(s).zip(sc).zip(sh) {
                         *o = (v - mean) * rstd * a + b;
                     }
@@ -73,6 +71,15 @@ pub fn layer_norm_modulate(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result
         Ok(out)
     })?;
     Tensor::from_vec(out, x.shape(), x.device())
+}
+
+/// Mean and `1/√(var + eps)` of one row, in f32 as the reference computes them.
+#[inline(always)]
+pub(crate) fn row_stats(s: &[f32]) -> (f32, f32) {
+    let c = s.len() as f32;
+    let mean = sum8(s, |v| v) / c;
+    let var = sum8(s, |v| (v - mean) * (v - mean)) / c;
+    (mean, 1.0 / (var + LN_EPS as f32).sqrt())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod cpu;
 pub mod gelu;
 pub mod group_norm;
 pub mod layer_norm;
+pub mod pointwise;
 pub mod qk_rope;
 pub mod resample;
 pub mod silu;

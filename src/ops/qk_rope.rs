@@ -10,7 +10,7 @@
 
 use candle_core::{DType, Result, Tensor};
 
-use super::cpu::{fast_path, for_each_chunk, with_f32};
+use super::cpu::{fast_path, for_each_chunk, with_f32s};
 
 /// True when [`split_heads`] can run on these tensors.
 pub fn applies(qkv: &Tensor) -> bool {
@@ -47,31 +47,28 @@ pub fn split_heads(
     let plane = l * d;
     let part = |which: usize, rotate: bool| -> Result<Tensor> {
         let mut out = vec![0f32; b * heads * plane];
-        with_f32(qkv, "split_heads", |xs| {
-            with_f32(&cos, "split_heads", |cs| {
-                with_f32(&sin, "split_heads", |sn| {
-                    for_each_chunk(&mut out, plane, |bh, dst| {
-                        let (bi, h) = (bh / heads, bh % heads);
-                        let s = if which == 0 { scale[h] } else { 1.0 };
-                        super::simd::dispatch!(for (t, o) in dst.chunks_exact_mut(d).enumerate() {
-                            let at = (bi * l + t) * c3 + (which * heads + h) * d;
-                            let x = &xs[at..at + d];
-                            if !rotate {
-                                o.copy_from_slice(x);
-                                continue;
-                            }
-                            let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                            let (c, sn) = (&cs[t * d..(t + 1) * d], &sn[t * d..(t + 1) * d]);
-                            for j in (0..d).step_by(2) {
-                                let (y0, y1) = (x[j] / norm * s, x[j + 1] / norm * s);
-                                o[j] = y0 * c[j] + y1 * sn[j];
-                                o[j + 1] = y1 * c[j + 1] + y0 * sn[j + 1];
-                            }
-                        })
-                    });
-                    Ok(())
+        with_f32s(&[qkv, &cos, &sin], "split_heads", |v| {
+            let (xs, cs, sn) = (v[0], v[1], v[2]);
+            for_each_chunk(&mut out, plane, |bh, dst| {
+                let (bi, h) = (bh / heads, bh % heads);
+                let s = if which == 0 { scale[h] } else { 1.0 };
+                super::simd::dispatch!(for (t, o) in dst.chunks_exact_mut(d).enumerate() {
+                    let at = (bi * l + t) * c3 + (which * heads + h) * d;
+                    let x = &xs[at..at + d];
+                    if !rotate {
+                        o.copy_from_slice(x);
+                        continue;
+                    }
+                    let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                    let (c, sn) = (&cs[t * d..(t + 1) * d], &sn[t * d..(t + 1) * d]);
+                    for j in (0..d).step_by(2) {
+                        let (y0, y1) = (x[j] / norm * s, x[j + 1] / norm * s);
+                        o[j] = y0 * c[j] + y1 * sn[j];
+                        o[j + 1] = y1 * c[j + 1] + y0 * sn[j + 1];
+                    }
                 })
-            })
+            });
+            Ok(())
         })?;
         Tensor::from_vec(out, (b, heads, l, d), qkv.device())
     };

@@ -9,8 +9,9 @@
 /// `dispatch!(expression)`: evaluates the expression compiled for AVX2+FMA when the processor has
 /// them, else the baseline build. What it calls must be `#[inline(always)]` so that it is compiled
 /// into each copy; the expression itself is wrapped in an `#[inline(always)]` closure (without that,
-/// a large one stayed a separate baseline function: the GroupNorm kernel ran without AVX2). LLVM neither reorders nor fuses floating-point operations
-/// without being told to, so both copies give the same bits.
+/// a large one stayed a separate baseline function: the GroupNorm kernel ran without AVX2). LLVM
+/// neither reorders nor fuses floating-point operations without being told to, so both copies give
+/// the same bits.
 macro_rules! dispatch {
     ($e:expr) => {{
         #[cfg(target_arch = "x86_64")]

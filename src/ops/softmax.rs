@@ -9,7 +9,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
-use super::gelu::exp;
+use super::pointwise::exp;
 
 /// `softmax(x, dim = -1)`.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {

@@ -77,22 +77,7 @@ pub fn generate(
                 };
                 let logits = var.logits(&hq, &cond)?;
                 let t = (params.cfg as f64) * si as f64 / (k - 1).max(1) as f64;
-                // Argmax needs only the guided maximum; the parity test's taps need the tensor.
-                let fast = if params.top_k == 1 && !observer.wants_taps() {
-                    sampling::guided_argmax(&logits, t)?
-                } else {
-                    None
-                };
-                match fast {
-                    Some(ids) => ids,
-                    None => {
-                        let guided = ((logits.i(0..b)? * (1.0 + t))? - (logits.i(b..2 * b)? * t)?)?;
-                        if observer.wants_taps() {
-                            observer.tap(&format!("guided_logits_s{si}"), &guided);
-                        }
-                        sampling::sample(&guided, params.top_k, params.top_p, noise)?
-                    }
-                }
+                choose_tokens(&logits, t, params, noise, observer, si)?
             }
         };
         let hmap = quant.lookup_map(&idx, pn)?;
@@ -137,6 +122,36 @@ pub fn generate(
         }
     }
     Ok(Generated { f_hat, tokens })
+}
+
+/// Tokens from a scale's logits `(2B, L, V)` with guidance weight `t`: `(1 + t)·cond − t·uncond`, then
+/// top-k/top-p sampling. Argmax needs only the guided maximum, found in one pass; the parity test's
+/// taps need the guided tensor itself.
+fn choose_tokens(
+    logits: &Tensor,
+    t: f64,
+    params: &SamplingParams,
+    noise: &mut dyn Noise,
+    observer: &mut dyn Observer,
+    si: usize,
+) -> Result<Tensor> {
+    if params.top_k == 1
+        && !observer.wants_taps()
+        && let Some(ids) = sampling::guided_argmax(logits, t)?
+    {
+        return Ok(ids);
+    }
+    let b = logits.dim(0)? / 2;
+    let guided = ((logits.i(0..b)? * (1.0 + t))? - (logits.i(b..2 * b)? * t)?)?;
+    if observer.wants_taps() {
+        observer.tap(&format!("guided_logits_s{si}"), &guided);
+    }
+    Ok(sampling::sample(
+        &guided,
+        params.top_k,
+        params.top_p,
+        noise,
+    )?)
 }
 
 /// Reports finished scales of one batch of tiles to the observer.

@@ -52,6 +52,7 @@ pub fn sample(logits: &Tensor, top_k: usize, top_p: f32, noise: &mut dyn Noise) 
 /// [`sample`] with `top_k = 1` choose, computed with the same f32 operations. `None` when the fast
 /// path does not apply (another device or dtype).
 pub fn guided_argmax(logits: &Tensor, t: f64) -> Result<Option<Tensor>> {
+    const ROWS_PER_TASK: usize = 64;
     if !crate::ops::cpu::fast_path(&[logits]) {
         return Ok(None);
     }
@@ -69,9 +70,9 @@ pub fn guided_argmax(logits: &Tensor, t: f64) -> Result<Option<Tensor>> {
     let mut ids = vec![0u32; rows];
     crate::ops::cpu::with_f32(logits, "guided_argmax", |xs| {
         let (cond, uncond) = xs.split_at(rows * v);
-        crate::ops::cpu::for_each_chunk(&mut ids, 64, |i, dst| {
+        crate::ops::cpu::for_each_chunk(&mut ids, ROWS_PER_TASK, |i, dst| {
             for (k, id) in dst.iter_mut().enumerate() {
-                let r = i * 64 + k;
+                let r = i * ROWS_PER_TASK + k;
                 let (c, u) = (&cond[r * v..][..v], &uncond[r * v..][..v]);
                 let mut best = c[0] * mc - u[0] * mu;
                 let mut at = 0;
