@@ -155,6 +155,8 @@ mod pipeline {
             },
             size: TargetSize::Scale(4),
             tile_batch: Some(batch),
+            // One batch at a time unless a check says otherwise: events come in tile order.
+            lanes: Some(1),
             locked,
             ..UpscaleOptions::default()
         };
@@ -196,6 +198,29 @@ mod pipeline {
             max_diff(&two.rgb, &one.rgb) <= 1,
             "output must not depend on the tile batch"
         );
+
+        // Both tiles at once on two lanes: the same tokens and, since each tile's work and the
+        // blend order are unchanged, the same image bit for bit; every scale of both tiles is
+        // reported (interleaved).
+        let mut rec = Recorder::default();
+        let lanes = UpscaleOptions {
+            lanes: Some(2),
+            ..opts(1, 1, 3, None)
+        };
+        let both = run(&engine, &lanes, &mut rec).unwrap();
+        assert_eq!(both.plan.lanes, 2);
+        assert!(
+            both.tokens == one.tokens,
+            "tokens differ between 1 and 2 lanes"
+        );
+        assert!(
+            both.rgb == one.rgb,
+            "the image differs between 1 and 2 lanes"
+        );
+        let mut scales = rec.scales.clone();
+        scales.sort();
+        assert_eq!(scales, expect);
+        assert_eq!(rec.fractions.last(), Some(&1.0));
 
         // Sampling (top-k 0): a run with another seed and scales 0..4 locked to a first run keeps
         // those scales and samples the finer ones anew.
@@ -262,5 +287,23 @@ mod pipeline {
         ));
         assert_eq!(rec.scales.len(), 13);
         assert_eq!(rec.scales[9], (0, 2, 9, 10));
+
+        // The same on two lanes: the run stops (the lanes are told at their next scale).
+        let mut rec = Recorder {
+            cancel_after: Some(13),
+            ..Recorder::default()
+        };
+        assert!(matches!(
+            run(
+                &engine,
+                &UpscaleOptions {
+                    lanes: Some(2),
+                    ..opts(1, 1, 3, None)
+                },
+                &mut rec
+            ),
+            Err(Error::Cancelled)
+        ));
+        assert!(rec.scales.len() >= 13 && rec.scales.len() < 20);
     }
 }

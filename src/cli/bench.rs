@@ -56,6 +56,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub tile_batch: Option<u32>,
 
+    /// Tile batches run at once on a CPU, one per thread (default: one per core). With more
+    /// than one, the transformer column holds the whole tile generation and the refiner's is empty.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub lanes: Option<u32>,
+
     /// Classifier-free guidance strength.
     #[arg(long, default_value_t = SamplingParams::DEFAULT_CFG)]
     pub cfg: f32,
@@ -106,12 +111,17 @@ impl Phases {
         (self.total - self.transformer - self.refiner - self.decode).max(0.0)
     }
 
-    fn row(&self, label: &str) -> String {
+    /// `lanes > 1`: the refiner's time is inside `transformer` (see [`PhaseClock`]).
+    fn row(&self, label: &str, lanes: usize) -> String {
+        let refiner = if lanes > 1 {
+            "-".to_owned()
+        } else {
+            format!("{:.3}", self.refiner)
+        };
         format!(
-            "{label:<9} {:>9.3} {:>12.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            "{label:<9} {:>9.3} {:>12.3} {refiner:>9} {:>9.3} {:>9.3} {:>9.3}",
             self.encoder,
             self.transformer,
-            self.refiner,
             self.decode,
             self.other(),
             self.total
@@ -123,9 +133,12 @@ const HEADER: &str = "run         encoder  transformer   refiner    decode     o
 
 /// Timestamps the pipeline's phase boundaries: the `Encoding` event opens a batch's scale loop, the
 /// `refiner_cond`/`refiner_out` taps bracket its refiner, `Decoding` starts the decode. The device is
-/// synchronised first, so that queued GPU work is counted in the phase that queued it.
+/// synchronised first, so that queued GPU work is counted in the phase that queued it. With several
+/// tile lanes the batches' phases overlap, so `transformer` is then all of tile generation (from
+/// the start to `Decoding`) and the taps are ignored.
 struct PhaseClock<'a> {
     device: &'a Device,
+    lanes: usize,
     start: Instant,
     mark: f64,
     phases: Phases,
@@ -146,12 +159,21 @@ impl Observer for PhaseClock<'_> {
     fn progress(&mut self, p: &Progress) {
         match p {
             Progress::Encoding { .. } => self.mark = self.now(),
-            Progress::Decoding => self.decode_start = Some(self.now()),
+            Progress::Decoding => {
+                let now = self.now();
+                self.decode_start = Some(now);
+                if self.lanes > 1 {
+                    self.phases.transformer = now;
+                }
+            }
             _ => {}
         }
     }
 
     fn tap(&mut self, name: &str, _value: &Tensor) {
+        if self.lanes > 1 {
+            return;
+        }
         match name {
             "refiner_cond" => {
                 let now = self.now();
@@ -168,7 +190,7 @@ impl Observer for PhaseClock<'_> {
     }
 
     fn wants_taps(&self) -> bool {
-        true
+        self.lanes <= 1
     }
 }
 
@@ -213,6 +235,7 @@ fn run_once(
     }
     let mut clock = PhaseClock {
         device: dev,
+        lanes: plan.lanes,
         start: Instant::now(),
         mark: 0.0,
         phases: Phases::default(),
@@ -292,6 +315,7 @@ fn bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         },
         size: TargetSize::Width(size),
         tile_batch: args.tile_batch.map(|b| b as usize),
+        lanes: args.lanes.map(|l| l as usize),
         ..UpscaleOptions::default()
     };
     let plan =
@@ -315,14 +339,20 @@ fn bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         plan.grid.cols(),
         plan.batch
     );
+    if plan.lanes > 1 {
+        println!(
+            "{} batches at once, one per thread: `transformer` is all of tile generation, refiner included",
+            plan.lanes
+        );
+    }
     println!("seconds per phase (see --help):");
     println!("{HEADER}");
     let warm = run_once(&engine, &input, &opts, args.seed).map_err(failed)?;
-    println!("{}", warm.row("warm-up"));
+    println!("{}", warm.row("warm-up", plan.lanes));
     let mut all = Vec::new();
     for i in 1..=args.runs {
         let p = run_once(&engine, &input, &opts, args.seed).map_err(failed)?;
-        println!("{}", p.row(&format!("run {i}")));
+        println!("{}", p.row(&format!("run {i}"), plan.lanes));
         all.push(p);
     }
     if all.len() > 1 {
@@ -335,7 +365,7 @@ fn bench(args: &BenchArgs) -> Result<(), (u8, String)> {
             decode: mean(|p| p.decode),
             total: mean(|p| p.total),
         };
-        println!("{}", m.row("mean"));
+        println!("{}", m.row("mean", plan.lanes));
     }
     match peak_rss_mib() {
         Some(m) => println!("peak RSS: {m:.0} MiB ({:.2} GiB)", m / 1024.0),

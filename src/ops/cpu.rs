@@ -59,8 +59,14 @@ pub fn num_threads() -> usize {
 }
 
 /// Sets `RAYON_NUM_THREADS` to candle's thread count when the user has not, so that candle stops
-/// re-counting cores on each matrix product. The count is the one candle would pick anyway (the
-/// physical cores), and rayon's pool, which reads the same variable, gets the same size.
+/// re-counting cores on each matrix product (the count is the one candle would pick anyway, the
+/// physical cores, and rayon's pool, which reads the same variable, gets the same size), and
+/// `CANDLE_NUM_THREADS` to 1, which keeps candle's element-wise operations on the calling thread.
+///
+/// candle runs those on a barrier pool of its own that serves one caller at a time and whose
+/// workers spin between operations; tile lanes ([`crate::pipeline::upscale::UpscalePlan::lanes`])
+/// each need them inline. The hand-written kernels and the matrix products still use every core
+/// through rayon, whose idle threads steal work and otherwise sleep.
 ///
 /// # Safety
 /// Changes the environment: call it first thing in `main`, before any other thread exists.
@@ -70,38 +76,30 @@ pub unsafe fn pin_thread_count() {
         // SAFETY: the caller guarantees that no other thread reads the environment meanwhile.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
     }
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: as above.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
 }
 
-/// `f(index, chunk)` for each `len`-sized chunk of `data` (the last may be shorter), on candle's
-/// barrier pool, whose workers are already awake after candle's own element-wise operations.
-/// Spawning threads per call instead put a third and fourth runnable thread beside the pool's
-/// spinning worker on a 2-core machine.
+/// `f(index, chunk)` for each `len`-sized chunk of `data` (the last may be shorter), on rayon's
+/// pool: from a tile lane, chunks go to the other cores only when they are idle.
 pub(crate) fn for_each_chunk<T: Send, F: Fn(usize, &mut [T]) + Sync>(
     data: &mut [T],
     len: usize,
     f: F,
 ) {
+    use rayon::prelude::*;
     let len = len.max(1);
-    let total = data.len();
-    let count = total.div_ceil(len);
-    if count <= 1 || num_threads() == 1 {
+    if data.len() <= len || num_threads() == 1 {
         for (i, chunk) in data.chunks_mut(len).enumerate() {
             f(i, chunk);
         }
         return;
     }
-    let base = SharedMut(data.as_mut_ptr());
-    candle_core::utils::barrier_pool().execute_chunked(count, |range| {
-        for i in range {
-            let start = i * len;
-            let n = len.min(total - start);
-            // SAFETY: each index is handed to exactly one thread, so the chunks are disjoint
-            // ranges inside `data`, which outlives the call (`execute_chunked` returns when all
-            // chunks are done).
-            let chunk = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), n) };
-            f(i, chunk);
-        }
-    });
+    data.par_chunks_mut(len)
+        .enumerate()
+        .for_each(|(i, chunk)| f(i, chunk));
 }
 
 /// `f(first_row, rows)` over blocks of whole rows of `width` values, about `values_per_task` values a
@@ -116,28 +114,6 @@ pub(crate) fn for_each_row_block<F: Fn(usize, &mut [f32]) + Sync>(
     let rows = (values_per_task / width).max(1);
     for_each_chunk(out, rows * width, |i, dst| f(i * rows, dst));
 }
-
-/// A pointer to data that threads write in disjoint parts.
-struct SharedMut<T>(*mut T);
-
-impl<T> Clone for SharedMut<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for SharedMut<T> {}
-
-impl<T> SharedMut<T> {
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-
-// SAFETY: only used for disjoint writes of `Send` values (see `for_each_chunk`).
-unsafe impl<T: Send> Send for SharedMut<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for SharedMut<T> {}
 
 /// `Σ f(v)` over eight interleaved partial sums, so that the additions vectorise (`T` is the
 /// accumulator: f32, or f64 for statistics over whole feature maps).

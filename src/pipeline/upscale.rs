@@ -13,7 +13,7 @@
 //! 4. The 8-bit result is PIL-resized to the exact target and colour-fixed (AdaIN) against the LR
 //!    resized to the target; alpha is resized apart and put back.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use image::{DynamicImage, GrayImage, RgbImage, RgbaImage};
 
 use super::engine::Engine;
@@ -21,17 +21,19 @@ use super::events::{Observer, Progress, ScaleEvent};
 use super::noise::Noise;
 use super::params::SamplingParams;
 use super::progress::{Eta, WorkPlan};
-use super::tiling::{LatentBlender, Tile, TileGeometry, TileGrid};
+use super::tiling::{TileGeometry, TileGrid};
 use super::{Error, Result};
 use crate::imaging;
 
+mod batches;
 mod decode;
+mod lanes;
 mod memory;
 mod tile_noise;
 
 pub use memory::{
-    CPU_MAX_BATCH, available_memory, balanced_batch, cpu_max_batch, fit_batch, tile_memory,
-    window_memory,
+    CPU_MAX_BATCH, available_memory, balanced_batch, cpu_max_batch, fit_batch, lane_batches,
+    tile_memory, window_memory,
 };
 pub use tile_noise::TileNoise;
 
@@ -70,6 +72,8 @@ pub struct UpscaleOptions {
     pub tile_batch: Option<usize>,
     /// Memory to plan batches against, in bytes; `None` asks the device.
     pub memory_budget: Option<u64>,
+    /// Batches run at once on a CPU (see [`UpscalePlan::lanes`]); `None`: one per thread.
+    pub lanes: Option<usize>,
     /// Re-run from a scale, keeping the coarser scales of an earlier result.
     pub locked: Option<LockedTokens>,
 }
@@ -147,6 +151,9 @@ pub struct UpscalePlan {
     pub grid: TileGrid,
     /// Tiles per generation batch.
     pub batch: usize,
+    /// Batches generated at once, each on its own CPU thread; 1 on a GPU. Lanes share the memory
+    /// a single batch would have had (each gets `batch` tiles).
+    pub lanes: usize,
     /// Decode windows in latent cells (one window = one whole decode when the grid is one tile).
     pub decode: TileGeometry,
     /// Memory the batches were planned against (bytes), when known.
@@ -281,8 +288,15 @@ pub fn plan(engine: &Engine, input: (u32, u32), opts: &UpscaleOptions) -> Result
     let budget = opts
         .memory_budget
         .or_else(|| available_memory(&engine.device));
-    let batch = match opts.tile_batch {
-        Some(b) => b.clamp(1, grid.len()),
+    let wanted_lanes = match engine.device {
+        Device::Cpu => opts.lanes.unwrap_or_else(crate::ops::cpu::num_threads),
+        _ => 1,
+    };
+    let (batch, lanes) = match opts.tile_batch {
+        Some(b) => {
+            let b = b.clamp(1, grid.len());
+            (b, wanted_lanes.clamp(1, grid.len().div_ceil(b)))
+        }
         None => {
             let bytes = engine.var.dtype().size_in_bytes();
             let max = match engine.device {
@@ -290,7 +304,7 @@ pub fn plan(engine: &Engine, input: (u32, u32), opts: &UpscaleOptions) -> Result
                 _ => grid.len(),
             };
             let fit = fit_batch(tile_memory(&engine.var.config, bytes), budget, max);
-            balanced_batch(grid.len(), fit)
+            lane_batches(grid.len(), fit, wanted_lanes)
         }
     };
     Ok(UpscalePlan {
@@ -300,6 +314,7 @@ pub fn plan(engine: &Engine, input: (u32, u32), opts: &UpscaleOptions) -> Result
         f,
         grid,
         batch,
+        lanes,
         decode: engine.tile_geometry(),
         memory_budget: budget,
     })
@@ -400,17 +415,16 @@ pub fn upscale(
     };
 
     let lr = imaging::resize_rgb(&input.rgb, plan.padded.0, plan.padded.1);
-    let mut tile_noise = TileNoise::new(noise);
-    let latent = generate_tiles(
+    let tile_noise = TileNoise::new(noise);
+    let tile_job = batches::TileJob {
         engine,
-        &lr,
-        &plan,
+        lr: &lr,
+        plan: &plan,
         opts,
-        &patch_nums,
-        &mut job,
-        &mut tile_noise,
-    )?;
-    let (latent, tokens) = latent;
+        patch_nums: &patch_nums,
+        noise: &tile_noise,
+    };
+    let (latent, tokens) = batches::generate_tiles(&tile_job, &mut job)?;
 
     job.inner.progress(&Progress::Decoding);
     let base = engine.is_residual().then_some(&lr);
@@ -467,97 +481,6 @@ fn check_locked(locked: Option<&LockedTokens>, tiles: usize, patch_nums: &[usize
         }
     }
     Ok(())
-}
-
-type TileTokens = Vec<Vec<Vec<u32>>>;
-
-/// Runs every batch of tiles and blends their latents; returns the blended latent (CHW) and the
-/// tokens per tile and scale.
-fn generate_tiles(
-    engine: &Engine,
-    lr: &RgbImage,
-    plan: &UpscalePlan,
-    opts: &UpscaleOptions,
-    patch_nums: &[usize],
-    job: &mut JobObserver,
-    noise: &mut TileNoise,
-) -> Result<(Vec<f32>, TileTokens)> {
-    let grid = &plan.grid;
-    let cvae = engine.var.config.cvae;
-    let tp = plan.tile_px();
-    let mut blender = LatentBlender::new(grid.clone(), cvae);
-    let mut tokens: TileTokens = vec![Vec::new(); grid.len()];
-    let tiles: Vec<Tile> = grid.tiles().collect();
-    for batch in tiles.chunks(plan.batch) {
-        if job.cancelled() {
-            return Err(Error::Cancelled);
-        }
-        let first = batch[0].index;
-        job.batch_len = batch.len();
-        let crops: Vec<f32> = batch
-            .iter()
-            .flat_map(|t| crop_unit(lr, t.x * plan.f, t.y * plan.f, tp))
-            .collect();
-        let input = Tensor::from_vec(crops, (batch.len(), 3, tp, tp), &engine.device)?
-            .to_dtype(engine.var.dtype())?;
-        let locked = locked_tensors(opts.locked.as_ref(), batch, patch_nums, &engine.device)?;
-        let batch_noise = noise.batch(first, batch.len());
-        let out = engine.generate(
-            &input,
-            &opts.params,
-            &locked,
-            batch_noise,
-            job,
-            (first, grid.len()),
-        )?;
-        let f_hat = out.f_hat.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
-        for (i, tile) in batch.iter().enumerate() {
-            let values = f_hat.get(i)?.flatten_all()?.to_vec1::<f32>()?;
-            blender.add(tile, &values)?;
-        }
-        for scale in &out.tokens {
-            let rows = scale.to_dtype(DType::U32)?.to_vec2::<u32>()?;
-            for (tile, ids) in batch.iter().zip(rows) {
-                tokens[tile.index].push(ids);
-            }
-        }
-    }
-    Ok((blender.finish()?, tokens))
-}
-
-/// A `tp × tp` window of the LR at (x, y), planar RGB in [−1, 1] (`ToTensor`, then `2x − 1`).
-fn crop_unit(lr: &RgbImage, x: usize, y: usize, tp: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; 3 * tp * tp];
-    for dy in 0..tp {
-        for dx in 0..tp {
-            let p = lr.get_pixel((x + dx) as u32, (y + dy) as u32).0;
-            for c in 0..3 {
-                out[(c * tp + dy) * tp + dx] = p[c] as f32 / 255.0 * 2.0 - 1.0;
-            }
-        }
-    }
-    out
-}
-
-/// The kept tokens of a batch as one `(B, pn²)` u32 tensor per locked scale.
-fn locked_tensors(
-    locked: Option<&LockedTokens>,
-    batch: &[Tile],
-    patch_nums: &[usize],
-    device: &Device,
-) -> Result<Vec<Tensor>> {
-    let Some(l) = locked else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::with_capacity(l.from_scale);
-    for (k, &pn) in patch_nums.iter().enumerate().take(l.from_scale) {
-        let ids: Vec<u32> = batch
-            .iter()
-            .flat_map(|t| l.per_tile[t.index][k].iter().copied())
-            .collect();
-        out.push(Tensor::from_vec(ids, (batch.len(), pn * pn), device)?);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -647,36 +570,5 @@ mod tests {
             ..good.clone()
         };
         assert!(check_locked(Some(&too_far), 2, &pn).is_err());
-        let tiles = [
-            Tile {
-                index: 1,
-                row: 0,
-                col: 1,
-                y: 0,
-                x: 1,
-            },
-            Tile {
-                index: 0,
-                row: 0,
-                col: 0,
-                y: 0,
-                x: 0,
-            },
-        ];
-        let t = locked_tensors(Some(&good), &tiles, &pn, &Device::Cpu).unwrap();
-        assert_eq!(t.len(), 2);
-        assert_eq!(t[1].to_vec2::<u32>().unwrap(), vec![vec![1, 2, 3, 4]; 2]);
-    }
-
-    #[test]
-    fn crops_are_planar_unit_range() {
-        let lr = RgbImage::from_fn(4, 4, |x, y| {
-            image::Rgb([(x * 60) as u8, (y * 60) as u8, 255])
-        });
-        let c = crop_unit(&lr, 1, 2, 2);
-        // Pixel (1,2): R 60, G 120, B 255 → 2v/255 − 1.
-        assert!((c[0] - (120.0 / 255.0 - 1.0)).abs() < 1e-6);
-        assert!((c[4] - (240.0 / 255.0 - 1.0)).abs() < 1e-6);
-        assert!((c[8] - 1.0).abs() < 1e-6);
     }
 }

@@ -45,45 +45,88 @@ pub(super) fn decode(
     }
     let mut blender = PixelBlender::new(ph, pw, plan.decode.scaled(plan.f))?;
     let (rows, cols) = blender.windows();
-    let per_window = window_memory(&engine.vae.config, plan.decode.tile);
-    // Decoding is compute-bound at full resolution: on a CPU batching windows only costs memory.
-    let batch = match engine.device {
-        Device::Cpu => 1,
-        _ => fit_batch(per_window, plan.memory_budget, cols),
-    };
-    let total = (rows * cols) as f64;
-    for r in 0..rows {
-        for chunk in (0..cols).collect::<Vec<_>>().chunks(batch) {
-            if job.cancelled() {
-                return Err(Error::Cancelled);
-            }
-            let mut windows = Vec::new();
-            let (mut wh, mut ww) = (0, 0);
-            for &col in chunk {
-                let (y, x, hh, wwp) = blender.window(r, col);
-                (wh, ww) = (hh / plan.f, wwp / plan.f);
-                windows.extend(crop_latent(latent, c, h, w, y / plan.f, x / plan.f, wh, ww));
-            }
-            let z = Tensor::from_vec(windows, (chunk.len(), c, wh, ww), &engine.device)?
-                .to_dtype(dtype)?;
-            let img = engine
-                .decode(&z)?
-                .to_dtype(DType::F32)?
-                .to_device(&Device::Cpu)?;
-            for (i, &col) in chunk.iter().enumerate() {
-                let mut rgb = img.get(i)?.flatten_all()?.to_vec1::<f32>()?;
-                if let Some(b) = base {
-                    let (y, x, hh, wwp) = blender.window(r, col);
-                    add_base(&mut rgb, b, y, x, hh, wwp);
-                }
-                blender.add(r, col, &rgb)?;
-            }
-            let now = job.now();
-            job.eta.decode_done(chunk.len() as f64 / total * 0.99, now);
-            job.report();
+    let windows: Vec<(usize, usize)> = (0..rows)
+        .flat_map(|r| (0..cols).map(move |col| (r, col)))
+        .collect();
+    // All windows have the tile's size, so any of them batch together. Decoding is compute-bound
+    // at full resolution: on a CPU batching windows only costs memory, so there each lane decodes
+    // a window of its own (one after another with one lane) and the group is one per lane.
+    let (group, lanes) = match engine.device {
+        Device::Cpu => (plan.lanes.max(1), plan.lanes > 1),
+        _ => {
+            let per_window = window_memory(&engine.vae.config, plan.decode.tile);
+            (fit_batch(per_window, plan.memory_budget, cols), false)
         }
+    };
+    let total = windows.len() as f64;
+    for chunk in windows.chunks(group) {
+        if job.cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let decoded = if lanes {
+            use rayon::prelude::*;
+            let each = chunk
+                .par_iter()
+                .map(|w| {
+                    decode_windows(
+                        engine,
+                        latent,
+                        plan,
+                        &blender,
+                        base,
+                        std::slice::from_ref(w),
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            each.into_iter().flatten().collect()
+        } else {
+            decode_windows(engine, latent, plan, &blender, base, chunk)?
+        };
+        for (&(r, col), rgb) in chunk.iter().zip(decoded) {
+            blender.add(r, col, &rgb)?;
+        }
+        let now = job.now();
+        job.eta.decode_done(chunk.len() as f64 / total * 0.99, now);
+        job.report();
     }
     blender.finish()
+}
+
+/// Decodes windows `(row, col)` of the blended latent in one batch: planar RGB per window in
+/// [0, 1] units, `base` added.
+fn decode_windows(
+    engine: &Engine,
+    latent: &[f32],
+    plan: &UpscalePlan,
+    blender: &PixelBlender,
+    base: Option<&RgbImage>,
+    windows: &[(usize, usize)],
+) -> Result<Vec<Vec<f32>>> {
+    let (h, w) = (plan.grid.height, plan.grid.width);
+    let c = latent.len() / (h * w);
+    let (mut wh, mut ww) = (0, 0);
+    let mut cut = Vec::new();
+    for &(r, col) in windows {
+        let (y, x, hh, wwp) = blender.window(r, col);
+        (wh, ww) = (hh / plan.f, wwp / plan.f);
+        cut.extend(crop_latent(latent, c, h, w, y / plan.f, x / plan.f, wh, ww));
+    }
+    let z = Tensor::from_vec(cut, (windows.len(), c, wh, ww), &engine.device)?
+        .to_dtype(engine.var.dtype())?;
+    let img = engine
+        .decode(&z)?
+        .to_dtype(DType::F32)?
+        .to_device(&Device::Cpu)?;
+    let mut out = Vec::with_capacity(windows.len());
+    for (i, &(r, col)) in windows.iter().enumerate() {
+        let mut rgb = img.get(i)?.flatten_all()?.to_vec1::<f32>()?;
+        if let Some(b) = base {
+            let (y, x, hh, wwp) = blender.window(r, col);
+            add_base(&mut rgb, b, y, x, hh, wwp);
+        }
+        out.push(rgb);
+    }
+    Ok(out)
 }
 
 /// Adds the `h × w` window at (y, x) of `base` (in [0, 1] units) to planar RGB `rgb`. The windows'

@@ -82,6 +82,23 @@ pub fn balanced_batch(n: usize, batch: usize) -> usize {
     n.div_ceil(n.div_ceil(batch).max(1)).clamp(1, batch)
 }
 
+/// `(batch, lanes)` for `n` tiles when `fit` tiles fit in memory at once and `lanes` threads could
+/// each run a batch: the lanes share the memory (`lanes · batch ≤ fit` when `fit ≥ lanes`) and
+/// get the same number of batches each, as even as [`balanced_batch`] makes them (81 tiles, 32
+/// fitting, 2 lanes → six batches of 14 or 11, three a lane). Fewer lanes when there are fewer
+/// batches.
+pub fn lane_batches(n: usize, fit: usize, lanes: usize) -> (usize, usize) {
+    let n = n.max(1);
+    let lanes = lanes.clamp(1, n);
+    if lanes == 1 {
+        return (balanced_batch(n, fit), 1);
+    }
+    let per_lane = (fit / lanes).max(1);
+    let batches = n.div_ceil(per_lane).next_multiple_of(lanes);
+    let batch = n.div_ceil(batches);
+    (batch, lanes.min(n.div_ceil(batch)))
+}
+
 /// How many items of `per_item` bytes fit in `budget`, between 1 and `max`.
 pub fn fit_batch(per_item: u64, budget: Option<u64>, max: usize) -> usize {
     let max = max.max(1);
@@ -125,6 +142,33 @@ mod tests {
                 assert!(e <= b && e >= 1);
                 // The same number of batches as `b` gives.
                 assert_eq!(n.div_ceil(e), n.div_ceil(b), "{n} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn lanes_share_the_memory_and_the_batches() {
+        assert_eq!(lane_batches(81, 32, 2), (14, 2));
+        assert_eq!(lane_batches(81, 32, 1), (27, 1));
+        assert_eq!(lane_batches(1, 32, 2), (1, 1));
+        assert_eq!(lane_batches(3, 32, 2), (2, 2));
+        for n in 1..120 {
+            for fit in 1..40 {
+                for lanes in 1..5 {
+                    let (b, l) = lane_batches(n, fit, lanes);
+                    let count = n.div_ceil(b);
+                    assert!(b >= 1 && l >= 1 && l <= lanes, "{n} {fit} {lanes}");
+                    // Every lane has a batch, and together they hold no more than fits.
+                    assert!(l <= count, "{n} {fit} {lanes}");
+                    assert!(l * b <= fit.max(l), "{n} {fit} {lanes}: {l}×{b}");
+                    // No batch larger than a lane's share of what fits.
+                    let share = if lanes.min(n) > 1 {
+                        fit / lanes.min(n)
+                    } else {
+                        fit
+                    };
+                    assert!(b <= share.max(1), "{n} {fit} {lanes}");
+                }
             }
         }
     }

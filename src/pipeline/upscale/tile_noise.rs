@@ -35,10 +35,13 @@ impl TileNoise {
         (SeededNoise::new(key(0)), SeededNoise::new(key(1)))
     }
 
-    /// The noise of a batch of `len` tiles starting at tile `first`.
-    pub fn batch(&mut self, first: usize, len: usize) -> &mut Self {
-        self.streams = (first..first + len).map(|i| self.streams(i)).collect();
-        self
+    /// The noise of a batch of `len` tiles starting at tile `first`: a value of its own, so that
+    /// batches can run on several threads at once.
+    pub fn for_batch(&self, first: usize, len: usize) -> Self {
+        Self {
+            job_seed: self.job_seed,
+            streams: (first..first + len).map(|i| self.streams(i)).collect(),
+        }
     }
 
     fn split(
@@ -79,21 +82,24 @@ mod tests {
     /// Tile 1's draws are the same whether it runs alone or second in a batch of two.
     #[test]
     fn tile_noise_does_not_depend_on_the_batch() {
-        let mut tn = TileNoise::new(&mut SeededNoise::new(5));
-        let pair = tn.batch(0, 2).normal(8);
-        let pair_next = tn.uniform(6);
-        let alone = tn.batch(1, 1).normal(4);
-        let alone_next = tn.uniform(3);
+        let tn = TileNoise::new(&mut SeededNoise::new(5));
+        let mut pair_noise = tn.for_batch(0, 2);
+        let pair = pair_noise.normal(8);
+        let pair_next = pair_noise.uniform(6);
+        let mut alone_noise = tn.for_batch(1, 1);
+        let alone = alone_noise.normal(4);
+        let alone_next = alone_noise.uniform(3);
         assert_eq!(&pair[4..], &alone[..]);
         assert_eq!(&pair_next[3..], &alone_next[..]);
         assert_eq!(pair[..4], tn.streams(0).0.normal(4)[..]);
         assert_ne!(pair[..4], pair[4..]);
         // Uniform draws do not move the normal stream.
-        let plain = tn.batch(1, 1).normal(4);
-        let _ = tn.batch(1, 1).uniform(100);
-        assert_eq!(tn.normal(4), plain);
+        let plain = tn.for_batch(1, 1).normal(4);
+        let mut moved = tn.for_batch(1, 1);
+        let _ = moved.uniform(100);
+        assert_eq!(moved.normal(4), plain);
         // Another job seed gives other draws.
-        let mut other = TileNoise::new(&mut SeededNoise::new(6));
-        assert_ne!(other.batch(1, 1).normal(4), alone);
+        let other = TileNoise::new(&mut SeededNoise::new(6));
+        assert_ne!(other.for_batch(1, 1).normal(4), alone);
     }
 }

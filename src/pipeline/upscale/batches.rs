@@ -1,0 +1,205 @@
+//! Generating the tiles of a job: batches of tiles through the engine, one after another or on
+//! several CPU lanes at once (see [`super::lanes`]), then the blend of their latents in tile order.
+
+use candle_core::{DType, Device, Tensor};
+use image::RgbImage;
+
+use super::lanes;
+use super::tile_noise::TileNoise;
+use super::{JobObserver, LockedTokens, UpscaleOptions, UpscalePlan};
+use crate::pipeline::engine::Engine;
+use crate::pipeline::events::Observer;
+use crate::pipeline::tiling::{LatentBlender, Tile};
+use crate::pipeline::{Error, Result};
+
+/// `tokens[tile][scale]`: the ids chosen per tile, row-major `pn²` grids.
+pub(super) type TileTokens = Vec<Vec<Vec<u32>>>;
+
+/// What one batch leaves: its tiles' final latents (CHW each) and their tokens per scale.
+pub(super) struct BatchOut {
+    latents: Vec<Vec<f32>>,
+    tokens: TileTokens,
+}
+
+/// Everything a batch needs besides its tiles; shared by the lanes, so read-only.
+pub(super) struct TileJob<'a> {
+    pub engine: &'a Engine,
+    pub lr: &'a RgbImage,
+    pub plan: &'a UpscalePlan,
+    pub opts: &'a UpscaleOptions,
+    pub patch_nums: &'a [usize],
+    pub noise: &'a TileNoise,
+}
+
+impl TileJob<'_> {
+    /// Runs one batch of tiles through the engine (scales and refiner).
+    pub fn run(&self, batch: &[Tile], observer: &mut dyn Observer) -> Result<BatchOut> {
+        let engine = self.engine;
+        let plan = self.plan;
+        let tp = plan.tile_px();
+        let first = batch.first().map_or(0, |t| t.index);
+        let crops: Vec<f32> = batch
+            .iter()
+            .flat_map(|t| crop_unit(self.lr, t.x * plan.f, t.y * plan.f, tp))
+            .collect();
+        let input = Tensor::from_vec(crops, (batch.len(), 3, tp, tp), &engine.device)?
+            .to_dtype(engine.var.dtype())?;
+        let locked = locked_tensors(
+            self.opts.locked.as_ref(),
+            batch,
+            self.patch_nums,
+            &engine.device,
+        )?;
+        let mut noise = self.noise.for_batch(first, batch.len());
+        let out = engine.generate(
+            &input,
+            &self.opts.params,
+            &locked,
+            &mut noise,
+            observer,
+            (first, plan.grid.len()),
+        )?;
+        let f_hat = out.f_hat.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+        let latents = (0..batch.len())
+            .map(|i| f_hat.get(i)?.flatten_all()?.to_vec1::<f32>())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let mut tokens: TileTokens = vec![Vec::new(); batch.len()];
+        for scale in &out.tokens {
+            let rows = scale.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+            for (tile, ids) in tokens.iter_mut().zip(rows) {
+                tile.push(ids);
+            }
+        }
+        Ok(BatchOut { latents, tokens })
+    }
+}
+
+/// Runs every batch of tiles and blends their latents; returns the blended latent (CHW) and the
+/// tokens per tile and scale. The blend adds the tiles in tile order whatever order the lanes
+/// finished them in, so the result does not depend on the lanes.
+pub(super) fn generate_tiles(
+    job: &TileJob,
+    observer: &mut JobObserver,
+) -> Result<(Vec<f32>, TileTokens)> {
+    let grid = &job.plan.grid;
+    let tiles: Vec<Tile> = grid.tiles().collect();
+    let batches: Vec<&[Tile]> = tiles.chunks(job.plan.batch.max(1)).collect();
+    // A caller already on rayon's pool would wait inside it for lanes queued behind itself.
+    let lanes = if rayon::current_thread_index().is_some() {
+        1
+    } else {
+        job.plan.lanes.min(batches.len())
+    };
+    let outs = if lanes > 1 {
+        lanes::run(
+            batches.len(),
+            lanes,
+            observer,
+            |o, i| o.batch_len = batches[i].len(),
+            |i, lane| job.run(batches[i], lane),
+        )?
+    } else {
+        let mut outs = Vec::with_capacity(batches.len());
+        for batch in &batches {
+            if observer.cancelled() {
+                return Err(Error::Cancelled);
+            }
+            observer.batch_len = batch.len();
+            outs.push(job.run(batch, observer)?);
+        }
+        outs
+    };
+
+    let mut blender = LatentBlender::new(grid.clone(), job.engine.var.config.cvae);
+    let mut tokens: TileTokens = vec![Vec::new(); grid.len()];
+    for (batch, out) in batches.iter().zip(outs) {
+        for ((tile, latent), ids) in batch.iter().zip(out.latents).zip(out.tokens) {
+            blender.add(tile, &latent)?;
+            tokens[tile.index] = ids;
+        }
+    }
+    Ok((blender.finish()?, tokens))
+}
+
+/// A `tp × tp` window of the LR at (x, y), planar RGB in [−1, 1] (`ToTensor`, then `2x − 1`).
+fn crop_unit(lr: &RgbImage, x: usize, y: usize, tp: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; 3 * tp * tp];
+    for dy in 0..tp {
+        for dx in 0..tp {
+            let p = lr.get_pixel((x + dx) as u32, (y + dy) as u32).0;
+            for c in 0..3 {
+                out[(c * tp + dy) * tp + dx] = p[c] as f32 / 255.0 * 2.0 - 1.0;
+            }
+        }
+    }
+    out
+}
+
+/// The kept tokens of a batch as one `(B, pn²)` u32 tensor per locked scale.
+fn locked_tensors(
+    locked: Option<&LockedTokens>,
+    batch: &[Tile],
+    patch_nums: &[usize],
+    device: &Device,
+) -> Result<Vec<Tensor>> {
+    let Some(l) = locked else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(l.from_scale);
+    for (k, &pn) in patch_nums.iter().enumerate().take(l.from_scale) {
+        let ids: Vec<u32> = batch
+            .iter()
+            .flat_map(|t| l.per_tile[t.index][k].iter().copied())
+            .collect();
+        out.push(Tensor::from_vec(ids, (batch.len(), pn * pn), device)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locked_tokens_become_batch_tensors_in_tile_order() {
+        let good = LockedTokens {
+            from_scale: 2,
+            per_tile: vec![
+                vec![vec![0], vec![1, 2, 3, 4]],
+                vec![vec![5], vec![6, 7, 8, 9]],
+            ],
+        };
+        let tile = |index, x| Tile {
+            index,
+            row: 0,
+            col: x,
+            y: 0,
+            x,
+        };
+        let t = locked_tensors(
+            Some(&good),
+            &[tile(1, 1), tile(0, 0)],
+            &[1, 2],
+            &Device::Cpu,
+        )
+        .unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].to_vec2::<u32>().unwrap(), vec![vec![5], vec![0]]);
+        assert_eq!(
+            t[1].to_vec2::<u32>().unwrap(),
+            vec![vec![6, 7, 8, 9], vec![1, 2, 3, 4]]
+        );
+    }
+
+    #[test]
+    fn crops_are_planar_unit_range() {
+        let lr = RgbImage::from_fn(4, 4, |x, y| {
+            image::Rgb([(x * 60) as u8, (y * 60) as u8, 255])
+        });
+        let c = crop_unit(&lr, 1, 2, 2);
+        // Pixel (1,2): R 60, G 120, B 255 → 2v/255 − 1.
+        assert!((c[0] - (120.0 / 255.0 - 1.0)).abs() < 1e-6);
+        assert!((c[4] - (240.0 / 255.0 - 1.0)).abs() < 1e-6);
+        assert!((c[8] - 1.0).abs() < 1e-6);
+    }
+}
