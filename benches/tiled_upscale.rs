@@ -2,8 +2,9 @@
 //! output area grows, up to 1024×768 → 4096×3072, with a small model of the release's tile
 //! geometry (512 px tiles, 32×32 latents) and random weights made in-process.
 //!
-//! `cargo bench --bench tiled_upscale` (add `-- --quick` to stop at 2048×1536). Each size runs in
-//! its own child process so that its peak resident memory (VmHWM) is its own.
+//! `cargo bench --bench tiled_upscale` (add `-- --quick` to stop at 2048×1536, `-- --lanes N` to
+//! set the tile lanes instead of one per core). Each size runs in its own child process so that
+//! its peak resident memory (VmHWM) is its own.
 
 use std::process::Command;
 use std::time::Instant;
@@ -58,7 +59,7 @@ impl Observer for Clock {
     }
 }
 
-fn child(w: u32, h: u32) -> Result<(), String> {
+fn child(w: u32, h: u32, lanes: Option<usize>) -> Result<(), String> {
     let (var, vae) = small_model();
     let engine =
         Engine::random(var, vae, 1, &candle_core::Device::Cpu).map_err(|e| e.to_string())?;
@@ -67,6 +68,7 @@ fn child(w: u32, h: u32) -> Result<(), String> {
     }));
     let opts = UpscaleOptions {
         size: TargetSize::Scale(4),
+        lanes,
         ..UpscaleOptions::default()
     };
     let base_rss = peak_rss_mib();
@@ -81,11 +83,13 @@ fn child(w: u32, h: u32) -> Result<(), String> {
     let gen_s = clock.decode_at.unwrap_or(total);
     let plan = &out.plan;
     println!(
-        "{:>9} → {:>9}  {:>3} tiles (batch {:>2})  {:7.1} s  generate {:7.1} s ({:5.2} s/tile)  decode+finish {:6.1} s  peak RSS {:7.0} MiB (model {:4.0} MiB)",
+        "{:>9} → {:>9}  {:>3} tiles (batch {:>2}, {} lane{})  {:7.1} s  generate {:7.1} s ({:5.2} s/tile)  decode+finish {:6.1} s  peak RSS {:7.0} MiB (model {:4.0} MiB)",
         format!("{w}×{h}"),
         format!("{}×{}", plan.target.0, plan.target.1),
         plan.grid.len(),
         plan.batch,
+        plan.lanes,
+        if plan.lanes == 1 { "" } else { "s" },
         total,
         gen_s,
         gen_s / plan.grid.len() as f64,
@@ -100,9 +104,14 @@ fn main() {
     // SAFETY: no other thread exists yet.
     unsafe { varsr::init_process() };
     let args: Vec<String> = std::env::args().collect();
+    let lanes = args
+        .iter()
+        .position(|a| a == "--lanes")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse::<usize>().ok());
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let num = |k: usize| args.get(i + k).and_then(|s| s.parse().ok()).unwrap_or(0);
-        if let Err(e) = child(num(1), num(2)) {
+        if let Err(e) = child(num(1), num(2), lanes) {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
@@ -114,9 +123,12 @@ fn main() {
         "tiled upscale, 4×, small random model with 512 px tiles (depth 2, width 128, VQVAE ch 32), CPU"
     );
     for &(w, h) in SIZES.iter().take(if quick { 3 } else { SIZES.len() }) {
-        let status = Command::new(&exe)
-            .args(["--child", &w.to_string(), &h.to_string()])
-            .status();
+        let mut child = Command::new(&exe);
+        child.args(["--child", &w.to_string(), &h.to_string()]);
+        if let Some(l) = lanes {
+            child.args(["--lanes", &l.to_string()]);
+        }
+        let status = child.status();
         if !status.is_ok_and(|s| s.success()) {
             eprintln!("{w}×{h}: failed");
         }
