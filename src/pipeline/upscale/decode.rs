@@ -50,13 +50,15 @@ pub(super) fn decode(
         .collect();
     // All windows have the tile's size, so any of them batch together. Decoding is compute-bound
     // at full resolution: on a CPU batching windows only costs memory, so there each lane decodes
-    // a window of its own (one after another with one lane) and the group is one per lane.
+    // a window of its own (one after another with one lane), as many at once as lanes and memory
+    // allow.
+    let per_window = window_memory(&engine.vae.config, plan.decode.tile);
     let (group, lanes) = match engine.device {
-        Device::Cpu => (plan.lanes.max(1), plan.lanes > 1),
-        _ => {
-            let per_window = window_memory(&engine.vae.config, plan.decode.tile);
-            (fit_batch(per_window, plan.memory_budget, cols), false)
+        Device::Cpu => {
+            let n = fit_batch(per_window, plan.memory_budget, plan.lanes.max(1));
+            (n, n > 1)
         }
+        _ => (fit_batch(per_window, plan.memory_budget, cols), false),
     };
     let total = windows.len() as f64;
     for chunk in windows.chunks(group) {
