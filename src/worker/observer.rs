@@ -1,6 +1,7 @@
 //! The pipeline [`Observer`] of a window job: forwards scales and progress as [`Event`]s, wakes
 //! the window, and answers "cancelled?" from the job's flag.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -21,10 +22,14 @@ pub struct ChannelObserver {
     started: Instant,
     fraction: f32,
     tile: usize,
-    /// Tiles generated together with `tile` (a batch).
+    /// Tiles generated together with `tile` (a batch, or the batches under way).
     batch: usize,
     num_tiles: usize,
     stage: Stage,
+    /// Batches under way by first tile: their tile count and stage. Tile lanes run several at
+    /// once; the progress line shows the span of their tiles and the stage of the first, rather
+    /// than jumping between them at each event.
+    active: BTreeMap<usize, (usize, Stage)>,
 }
 
 impl ChannelObserver {
@@ -54,7 +59,40 @@ impl ChannelObserver {
             batch: 1,
             num_tiles,
             stage: Stage::Preparing,
+            active: BTreeMap::new(),
         }
+    }
+
+    /// Records the stage of the batch starting at `tile` (`batch` tiles; `None`: as known), then
+    /// what the progress line shows: the batches under way, from the first one's tile.
+    fn batch_stage(&mut self, tile: usize, batch: Option<usize>, stage: Stage) {
+        let known = self.active.get(&tile).map_or(1, |(b, _)| *b);
+        self.active
+            .insert(tile, (batch.unwrap_or(known).max(1), stage.clone()));
+        self.show_active();
+    }
+
+    /// The batch starting at `tile` is finished.
+    fn batch_done(&mut self, tile: usize) {
+        self.active.remove(&tile);
+        if !self.active.is_empty() {
+            self.show_active();
+        }
+    }
+
+    fn show_active(&mut self) {
+        let Some((&first, (_, stage))) = self.active.first_key_value() else {
+            return;
+        };
+        let end = self
+            .active
+            .iter()
+            .map(|(t, (b, _))| t + b)
+            .max()
+            .unwrap_or(first + 1);
+        self.tile = first;
+        self.batch = end - first;
+        self.stage = stage.clone();
     }
 
     fn send(&self, event: Event) {
@@ -95,12 +133,11 @@ impl ChannelObserver {
 impl Observer for ChannelObserver {
     fn scale_done(&mut self, event: &ScaleEvent) {
         self.num_tiles = event.num_tiles.max(1);
-        self.tile = event.tile;
-        self.batch = event.tokens.len().max(1);
-        self.stage = Stage::Scale {
+        let stage = Stage::Scale {
             scale: event.scale,
             num_scales: event.num_scales,
         };
+        self.batch_stage(event.tile, Some(event.tokens.len()), stage);
         // Batched tiles: item `i` of the batch is tile `event.tile + i`.
         let mut preview = None;
         for (i, p) in event.previews.iter().enumerate() {
@@ -125,9 +162,8 @@ impl Observer for ChannelObserver {
         match *progress {
             Progress::Fraction(f) => self.fraction = f.clamp(0.0, 1.0),
             Progress::Encoding { tile, num_tiles } => {
-                self.tile = tile;
                 self.num_tiles = num_tiles.max(1);
-                self.stage = Stage::Encoding;
+                self.batch_stage(tile, None, Stage::Encoding);
             }
             Progress::Refiner {
                 tile,
@@ -135,13 +171,18 @@ impl Observer for ChannelObserver {
                 step,
                 steps,
             } => {
-                self.tile = tile;
                 self.num_tiles = num_tiles.max(1);
-                self.stage = Stage::Refining { step, steps };
+                self.batch_stage(tile, None, Stage::Refining { step, steps });
+                if step >= steps {
+                    self.batch_done(tile);
+                }
                 // The fraction that follows reports it.
                 return;
             }
-            Progress::Decoding => self.stage = Stage::Decoding,
+            Progress::Decoding => {
+                self.active.clear();
+                self.stage = Stage::Decoding;
+            }
         }
         self.send_progress();
     }
@@ -152,5 +193,89 @@ impl Observer for ChannelObserver {
 
     fn wants_previews(&self) -> bool {
         self.previews
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observer() -> (ChannelObserver, crossbeam_channel::Receiver<Event>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let o = ChannelObserver::new(
+            JobId::default(),
+            0,
+            tx,
+            std::sync::Arc::new(|| {}),
+            CancelFlag::new(),
+            false,
+            Layout::single(64, 64),
+            3,
+        );
+        (o, rx)
+    }
+
+    fn scale(tile: usize, batch: usize, scale: usize) -> ScaleEvent {
+        ScaleEvent {
+            tile,
+            num_tiles: 8,
+            scale,
+            num_scales: 3,
+            pn: 1,
+            tokens: vec![vec![0]; batch],
+            previews: Vec::new(),
+        }
+    }
+
+    /// Two batches under way at once (tile lanes): the line spans both and follows the first,
+    /// instead of jumping to whichever sent the last event.
+    #[test]
+    fn progress_follows_the_first_batch_under_way() {
+        let (mut o, _rx) = observer();
+        let refine = |tile, step| Progress::Refiner {
+            tile,
+            num_tiles: 8,
+            step,
+            steps: 2,
+        };
+        o.progress(&Progress::Encoding {
+            tile: 0,
+            num_tiles: 8,
+        });
+        o.scale_done(&scale(0, 2, 0));
+        o.progress(&Progress::Encoding {
+            tile: 2,
+            num_tiles: 8,
+        });
+        o.scale_done(&scale(2, 2, 0));
+        o.scale_done(&scale(0, 2, 1));
+        o.scale_done(&scale(2, 2, 1));
+        assert_eq!((o.tile, o.batch), (0, 4));
+        assert_eq!(
+            o.stage,
+            Stage::Scale {
+                scale: 1,
+                num_scales: 3
+            }
+        );
+        // The first batch finishes: the line moves on to the second.
+        o.progress(&refine(0, 1));
+        assert_eq!(o.stage, Stage::Refining { step: 1, steps: 2 });
+        o.progress(&refine(0, 2));
+        assert_eq!((o.tile, o.batch), (2, 2));
+        assert_eq!(
+            o.stage,
+            Stage::Scale {
+                scale: 1,
+                num_scales: 3
+            }
+        );
+        o.progress(&refine(2, 2));
+        o.progress(&Progress::Decoding);
+        assert_eq!(o.stage, Stage::Decoding);
+        // One batch at a time reads as before.
+        let (mut o, _rx) = observer();
+        o.scale_done(&scale(4, 3, 2));
+        assert_eq!((o.tile, o.batch), (4, 3));
     }
 }
