@@ -26,7 +26,7 @@ fn time<T>(reps: usize, mut f: impl FnMut() -> candle_core::Result<T>) -> candle
 
 fn main() -> anyhow::Result<()> {
     // SAFETY: no other thread exists yet.
-    unsafe { varsr::init_process() };
+    unsafe { varsr::init_process(varsr::Workload::Inference) };
     let quick = std::env::args().any(|a| a == "--quick");
     let decoder_only = std::env::args().any(|a| a == "--decoder");
     let dev = Device::Cpu;

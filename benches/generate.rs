@@ -122,7 +122,7 @@ fn run(label: &str, var_cfg: VarConfig, vae_cfg: VqvaeConfig) -> anyhow::Result<
 
 fn main() -> anyhow::Result<()> {
     // SAFETY: no other thread exists yet.
-    unsafe { varsr::init_process() };
+    unsafe { varsr::init_process(varsr::Workload::Inference) };
     let quick = std::env::args().any(|a| a == "--quick");
     let small = VarConfig {
         depth: 4,

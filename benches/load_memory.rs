@@ -21,7 +21,7 @@ use varsr::weights::{self, Component, VAE_STATE_DICT, VAR_STATE_DICT, Weights, i
 
 fn main() {
     // SAFETY: no other thread exists yet.
-    unsafe { varsr::init_process() };
+    unsafe { varsr::init_process(varsr::Workload::Inference) };
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")

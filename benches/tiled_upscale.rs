@@ -102,7 +102,7 @@ fn child(w: u32, h: u32, lanes: Option<usize>) -> Result<(), String> {
 
 fn main() {
     // SAFETY: no other thread exists yet.
-    unsafe { varsr::init_process() };
+    unsafe { varsr::init_process(varsr::Workload::Inference) };
     let args: Vec<String> = std::env::args().collect();
     let lanes = args
         .iter()

@@ -4,12 +4,18 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use varsr::cli::{Action, Cli};
+use varsr::Workload;
+use varsr::cli::{Action, Cli, Command};
 
 fn main() -> ExitCode {
-    // SAFETY: no other thread exists yet.
-    unsafe { varsr::init_process() };
-    match varsr::cli::run(Cli::parse()) {
+    let cli = Cli::parse();
+    let workload = match cli.command {
+        Some(Command::Train(_)) => Workload::Training,
+        _ => Workload::Inference,
+    };
+    // SAFETY: no other thread exists yet (parsing the arguments starts none).
+    unsafe { varsr::init_process(workload) };
+    match varsr::cli::run(cli) {
         Action::Exit(code) => code,
         Action::Gui(files) => match varsr::app::run(files) {
             Ok(()) => ExitCode::SUCCESS,

@@ -60,8 +60,9 @@ pub fn num_threads() -> usize {
 
 /// Sets `RAYON_NUM_THREADS` to candle's thread count when the user has not, so that candle stops
 /// re-counting cores on each matrix product (the count is the one candle would pick anyway, the
-/// physical cores, and rayon's pool, which reads the same variable, gets the same size), and
-/// `CANDLE_NUM_THREADS` to 1, which keeps candle's element-wise operations on the calling thread.
+/// physical cores, and rayon's pool, which reads the same variable, gets the same size), and, with
+/// `inline_elementwise`, `CANDLE_NUM_THREADS` to 1, which keeps candle's element-wise operations on
+/// the calling thread.
 ///
 /// candle runs those on a barrier pool of its own that serves one caller at a time and whose
 /// workers spin between operations; tile lanes ([`crate::pipeline::upscale::UpscalePlan::lanes`])
@@ -70,13 +71,13 @@ pub fn num_threads() -> usize {
 ///
 /// # Safety
 /// Changes the environment: call it first thing in `main`, before any other thread exists.
-pub unsafe fn pin_thread_count() {
+pub unsafe fn pin_thread_count(inline_elementwise: bool) {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let n = num_threads();
         // SAFETY: the caller guarantees that no other thread reads the environment meanwhile.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
     }
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+    if inline_elementwise && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         // SAFETY: as above.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
