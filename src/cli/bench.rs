@@ -52,7 +52,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "PX")]
     pub tile: Option<u32>,
 
-    /// Tiles generated at once (default: as many as the free memory allows, at most 4 on a CPU).
+    /// Tiles per batch (default: as many as the free memory allows; on a CPU at most 4 of the
+    /// released model's, up to 32 small ones, shared among the batches run side by side, one per
+    /// core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub tile_batch: Option<u32>,
 
