@@ -83,6 +83,17 @@ pub unsafe fn pin_thread_count(inline_elementwise: bool) {
     }
 }
 
+/// Tile lanes to run when not told: one per thread when candle's element-wise operations run inline
+/// (as [`pin_thread_count`] arranges), else one — lanes would queue for candle's pool, which
+/// serves one caller at a time (a library user that kept it, or `CANDLE_NUM_THREADS` set).
+pub fn auto_lanes() -> usize {
+    if candle_core::utils::barrier_pool().n_workers() == 0 {
+        num_threads()
+    } else {
+        1
+    }
+}
+
 /// `f(index, chunk)` for each `len`-sized chunk of `data` (the last may be shorter), on rayon's
 /// pool: from a tile lane, chunks go to the other cores only when they are idle.
 pub(crate) fn for_each_chunk<T: Send, F: Fn(usize, &mut [T]) + Sync>(

@@ -289,7 +289,7 @@ pub fn plan(engine: &Engine, input: (u32, u32), opts: &UpscaleOptions) -> Result
         .memory_budget
         .or_else(|| available_memory(&engine.device));
     let wanted_lanes = match engine.device {
-        Device::Cpu => opts.lanes.unwrap_or_else(crate::ops::cpu::num_threads),
+        Device::Cpu => opts.lanes.unwrap_or_else(crate::ops::cpu::auto_lanes),
         _ => 1,
     };
     let (batch, lanes) = match opts.tile_batch {
