@@ -72,7 +72,7 @@ pub struct UpscaleOptions {
     pub tile_batch: Option<usize>,
     /// Memory to plan batches against, in bytes; `None` asks the device.
     pub memory_budget: Option<u64>,
-    /// Batches run at once on a CPU (see [`UpscalePlan::lanes`]); `None`: one per thread.
+    /// Batches run at once on a CPU (see [`UpscalePlan::lanes`]); `None`: [`crate::ops::cpu::auto_lanes`].
     pub lanes: Option<usize>,
     /// Re-run from a scale, keeping the coarser scales of an earlier result.
     pub locked: Option<LockedTokens>,
