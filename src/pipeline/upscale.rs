@@ -5,11 +5,12 @@
 //!    scale `s`: `max(ceil(W/f)·f·s, tile_px)`, the reference's formula; for a target width or
 //!    height: `max(ceil(T/f)·f, tile_px)`).
 //! 2. The latent grid (`H'/f × W'/f`) is covered by tiles of the model's latent side; batches of
-//!    tiles run through [`Engine::generate`] (scales + refiner) and their final latents are blended
-//!    with the Gaussian weights of [`super::tiling`].
+//!    tiles run through [`Engine::generate`] (scales + refiner; on a CPU several batches side by
+//!    side, one per core: [`UpscalePlan::lanes`]) and their final latents are blended, in tile
+//!    order, with the Gaussian weights of [`super::tiling`].
 //! 3. The blended latent is decoded: whole when it is one tile (the published behaviour), else in
 //!    overlapping windows of one tile cross-faded in pixel space, because the decoder's attention
-//!    and full-resolution activations grow with the area.
+//!    and full-resolution activations grow with the area (on a CPU, a window per lane at once).
 //! 4. The 8-bit result is PIL-resized to the exact target and colour-fixed (AdaIN) against the LR
 //!    resized to the target; alpha is resized apart and put back.
 
