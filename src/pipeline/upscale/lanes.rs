@@ -9,6 +9,7 @@
 //! [`crate::ops::cpu::pin_thread_count`]). The observer is not thread-safe, so the lanes send
 //! their events to the calling thread, which forwards them and polls for cancellation.
 
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -106,7 +107,14 @@ pub(super) fn run<O: Observer, T: Send>(
                         previews,
                         taps,
                     };
-                    let out = work(i, &mut lane);
+                    // A panic stops the other lanes too before it reaches the caller (rayon
+                    // hands it on when the scope ends).
+                    let out = catch_unwind(AssertUnwindSafe(|| work(i, &mut lane))).unwrap_or_else(
+                        |panic| {
+                            stop.store(true, Ordering::Relaxed);
+                            resume_unwind(panic)
+                        },
+                    );
                     if out.is_err() {
                         stop.store(true, Ordering::Relaxed);
                     }
@@ -250,6 +258,25 @@ mod tests {
             other => panic!("expected the failure, got {other:?}"),
         }
         // The other lane stopped instead of working through all 40 items.
+        assert!(started.load(Ordering::Relaxed) < 40);
+    }
+
+    #[test]
+    fn a_panic_reaches_the_caller_and_stops_the_other_lanes() {
+        let started = AtomicUsize::new(0);
+        let work = |i: usize, lane: &mut dyn Observer| {
+            started.fetch_add(1, Ordering::Relaxed);
+            if i == 1 {
+                std::thread::sleep(Duration::from_millis(5));
+                panic!("item 1 panics");
+            }
+            scales(i, lane)
+        };
+        let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            run(40, 2, &mut record(), |_, _| {}, work)
+        }));
+        let message = caught.expect_err("the panic must reach the caller");
+        assert_eq!(message.downcast_ref::<&str>(), Some(&"item 1 panics"));
         assert!(started.load(Ordering::Relaxed) < 40);
     }
 
