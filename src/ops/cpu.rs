@@ -95,13 +95,14 @@ pub fn auto_lanes() -> usize {
 }
 
 /// `f(index, chunk)` for each `len`-sized chunk of `data` (the last may be shorter), on rayon's
-/// pool: from a tile lane, chunks go to the other cores only when they are idle.
+/// pool: from a tile lane, chunks go to the other cores only when they are idle. Where candle keeps
+/// its own element-wise pool ([`auto_lanes`]), on that pool instead: its workers spin between
+/// operations, and rayon's threads beside them would fight them for the cores.
 pub(crate) fn for_each_chunk<T: Send, F: Fn(usize, &mut [T]) + Sync>(
     data: &mut [T],
     len: usize,
     f: F,
 ) {
-    use rayon::prelude::*;
     let len = len.max(1);
     if data.len() <= len || num_threads() == 1 {
         for (i, chunk) in data.chunks_mut(len).enumerate() {
@@ -109,6 +110,37 @@ pub(crate) fn for_each_chunk<T: Send, F: Fn(usize, &mut [T]) + Sync>(
         }
         return;
     }
+    let pool = candle_core::utils::barrier_pool();
+    if pool.n_workers() > 0 {
+        chunks_on_barrier_pool(pool, data, len, f);
+    } else {
+        chunks_on_rayon(data, len, f);
+    }
+}
+
+fn chunks_on_barrier_pool<T: Send, F: Fn(usize, &mut [T]) + Sync>(
+    pool: &candle_core::utils::BarrierPool,
+    data: &mut [T],
+    len: usize,
+    f: F,
+) {
+    let total = data.len();
+    let base = SharedMut(data.as_mut_ptr());
+    pool.execute_chunked(total.div_ceil(len), |range| {
+        for i in range {
+            let start = i * len;
+            let n = len.min(total - start);
+            // SAFETY: each index is handed to exactly one thread, so the chunks are disjoint
+            // ranges inside `data`, which outlives the call (`execute_chunked` returns when all
+            // chunks are done).
+            let chunk = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), n) };
+            f(i, chunk);
+        }
+    });
+}
+
+fn chunks_on_rayon<T: Send, F: Fn(usize, &mut [T]) + Sync>(data: &mut [T], len: usize, f: F) {
+    use rayon::prelude::*;
     data.par_chunks_mut(len)
         .enumerate()
         .for_each(|(i, chunk)| f(i, chunk));
@@ -126,6 +158,28 @@ pub(crate) fn for_each_row_block<F: Fn(usize, &mut [f32]) + Sync>(
     let rows = (values_per_task / width).max(1);
     for_each_chunk(out, rows * width, |i, dst| f(i * rows, dst));
 }
+
+/// A pointer to data that threads write in disjoint parts.
+struct SharedMut<T>(*mut T);
+
+impl<T> Clone for SharedMut<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+// SAFETY: only used for disjoint writes of `Send` values (see `for_each_chunk`).
+unsafe impl<T: Send> Send for SharedMut<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedMut<T> {}
 
 /// `Σ f(v)` over eight interleaved partial sums, so that the additions vectorise (`T` is the
 /// accumulator: f32, or f64 for statistics over whole feature maps).
@@ -156,4 +210,36 @@ pub(crate) fn bits(t: &Tensor) -> Result<Vec<u32>> {
         .iter()
         .map(|v| v.to_bits())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both pools hand every chunk, with its index, to exactly one call, as a plain loop does.
+    #[test]
+    fn both_pools_cover_every_chunk_once_with_its_index() {
+        let fill = |i: usize, c: &mut [u64]| {
+            for (j, v) in c.iter_mut().enumerate() {
+                *v += (i * 1000 + j) as u64 + 1;
+            }
+        };
+        for (n, len) in [(1000usize, 7usize), (64, 64), (65, 64), (3, 1)] {
+            let mut expect = vec![0u64; n];
+            for (i, c) in expect.chunks_mut(len).enumerate() {
+                fill(i, c);
+            }
+            let mut on_rayon = vec![0u64; n];
+            chunks_on_rayon(&mut on_rayon, len, fill);
+            assert_eq!(on_rayon, expect, "rayon, n {n} len {len}");
+            let mut on_barrier = vec![0u64; n];
+            chunks_on_barrier_pool(
+                candle_core::utils::barrier_pool(),
+                &mut on_barrier,
+                len,
+                fill,
+            );
+            assert_eq!(on_barrier, expect, "barrier pool, n {n} len {len}");
+        }
+    }
 }
