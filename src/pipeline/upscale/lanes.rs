@@ -216,6 +216,22 @@ mod tests {
         Ok(i * 10)
     }
 
+    /// Work whose item 1 ends with `broken()` once the other lane is under way; counts the items
+    /// started.
+    fn broken_item_1(
+        started: &AtomicUsize,
+        broken: fn() -> Result<usize>,
+    ) -> impl Fn(usize, &mut dyn Observer) -> Result<usize> + Sync + '_ {
+        move |i, lane| {
+            started.fetch_add(1, Ordering::Relaxed);
+            if i == 1 {
+                std::thread::sleep(Duration::from_millis(5));
+                return broken();
+            }
+            scales(i, lane)
+        }
+    }
+
     fn record() -> Record {
         Record {
             thread: Some(std::thread::current().id()),
@@ -244,14 +260,7 @@ mod tests {
     #[test]
     fn a_failure_is_returned_rather_than_the_cancellations_it_causes() {
         let started = AtomicUsize::new(0);
-        let work = |i: usize, lane: &mut dyn Observer| {
-            started.fetch_add(1, Ordering::Relaxed);
-            if i == 1 {
-                std::thread::sleep(Duration::from_millis(5));
-                return Err(Error::Invalid("item 1 is broken".into()));
-            }
-            scales(i, lane)
-        };
+        let work = broken_item_1(&started, || Err(Error::Invalid("item 1 is broken".into())));
         let mut rec = record();
         match run(40, 2, &mut rec, |_, _| {}, work) {
             Err(Error::Invalid(m)) => assert_eq!(m, "item 1 is broken"),
@@ -264,14 +273,7 @@ mod tests {
     #[test]
     fn a_panic_reaches_the_caller_and_stops_the_other_lanes() {
         let started = AtomicUsize::new(0);
-        let work = |i: usize, lane: &mut dyn Observer| {
-            started.fetch_add(1, Ordering::Relaxed);
-            if i == 1 {
-                std::thread::sleep(Duration::from_millis(5));
-                panic!("item 1 panics");
-            }
-            scales(i, lane)
-        };
+        let work = broken_item_1(&started, || panic!("item 1 panics"));
         let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
             run(40, 2, &mut record(), |_, _| {}, work)
         }));
