@@ -138,6 +138,8 @@ impl Observer for ChannelObserver {
             num_scales: event.num_scales,
         };
         self.batch_stage(event.tile, Some(event.tokens.len()), stage);
+        // The last scale is reported after the refiner: the batch is finished.
+        let finished = event.scale + 1 >= event.num_scales;
         // Batched tiles: item `i` of the batch is tile `event.tile + i`.
         let mut preview = None;
         for (i, p) in event.previews.iter().enumerate() {
@@ -155,6 +157,9 @@ impl Observer for ChannelObserver {
             num_scales: event.num_scales,
             preview,
         });
+        if finished {
+            self.batch_done(event.tile);
+        }
         // The job's token-weighted fraction follows as a `Progress::Fraction`, which reports.
     }
 
@@ -173,9 +178,6 @@ impl Observer for ChannelObserver {
             } => {
                 self.num_tiles = num_tiles.max(1);
                 self.batch_stage(tile, None, Stage::Refining { step, steps });
-                if step >= steps {
-                    self.batch_done(tile);
-                }
                 // The fraction that follows reports it.
                 return;
             }
@@ -258,10 +260,13 @@ mod tests {
                 num_scales: 3
             }
         );
-        // The first batch finishes: the line moves on to the second.
+        // The first batch refines, then reports its last scale and is finished: the line moves
+        // on to the second.
         o.progress(&refine(0, 1));
         assert_eq!(o.stage, Stage::Refining { step: 1, steps: 2 });
         o.progress(&refine(0, 2));
+        assert_eq!((o.tile, o.batch), (0, 4));
+        o.scale_done(&scale(0, 2, 2));
         assert_eq!((o.tile, o.batch), (2, 2));
         assert_eq!(
             o.stage,
@@ -271,11 +276,12 @@ mod tests {
             }
         );
         o.progress(&refine(2, 2));
+        o.scale_done(&scale(2, 2, 2));
         o.progress(&Progress::Decoding);
         assert_eq!(o.stage, Stage::Decoding);
         // One batch at a time reads as before.
         let (mut o, _rx) = observer();
-        o.scale_done(&scale(4, 3, 2));
+        o.scale_done(&scale(4, 3, 1));
         assert_eq!((o.tile, o.batch), (4, 3));
     }
 }
