@@ -1,18 +1,14 @@
 //! The inference thread without a window: typed requests in, typed events out, with the tiny
 //! random-weight fixture model.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
+mod support;
+use support::{collect, fixture_model};
 use varsr::worker::{
     CancelFlag, DeviceChoice, Event, InputImage, JobOptions, ModelSpec, Request, Worker,
 };
-
-fn fixture_model() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity/parity-d2")
-}
 
 fn image(w: u32, h: u32) -> InputImage {
     let img = image::RgbaImage::from_fn(w, h, |x, y| {
@@ -24,21 +20,6 @@ fn image(w: u32, h: u32) -> InputImage {
         ])
     });
     InputImage::from_picture(Arc::new(img))
-}
-
-/// All events up to and including the first that `last` accepts.
-fn collect(worker: &Worker, mut last: impl FnMut(&Event) -> bool) -> Vec<Event> {
-    let mut out = Vec::new();
-    loop {
-        let e = worker
-            .recv_timeout(Duration::from_secs(300))
-            .expect("the worker answers");
-        let done = last(&e);
-        out.push(e);
-        if done {
-            return out;
-        }
-    }
 }
 
 fn loaded_worker(wakes: Arc<AtomicUsize>) -> Worker {

@@ -3,27 +3,13 @@
 //! its own because `init_process` sets the environment before any thread exists, which the other
 //! test binaries' parallel tests cannot have.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
+mod support;
+use support::{collect, fixture_model};
 use varsr::worker::{
     CancelFlag, DeviceChoice, Event, InputImage, JobOptions, ModelSpec, Request, Stage, Worker,
 };
-
-fn collect(worker: &Worker, mut last: impl FnMut(&Event) -> bool) -> Vec<Event> {
-    let mut out = Vec::new();
-    loop {
-        let e = worker
-            .recv_timeout(Duration::from_secs(300))
-            .expect("the worker answers");
-        let done = last(&e);
-        out.push(e);
-        if done {
-            return out;
-        }
-    }
-}
 
 fn upscale(w: &Worker, job: u64, cancel: CancelFlag) {
     let img = image::RgbaImage::from_fn(200, 150, |x, y| {
@@ -47,9 +33,7 @@ fn a_job_on_lanes_reports_every_tile_and_scale_and_cancels() {
     }
     let w = Worker::spawn(Arc::new(|| {}));
     w.send(Request::LoadModel {
-        spec: ModelSpec::Path(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity/parity-d2"),
-        ),
+        spec: ModelSpec::Path(fixture_model()),
         device: DeviceChoice::Cpu,
     });
     collect(&w, |e| matches!(e, Event::ModelLoaded(_)));

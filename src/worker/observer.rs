@@ -252,14 +252,12 @@ mod tests {
         o.scale_done(&scale(2, 2, 0));
         o.scale_done(&scale(0, 2, 1));
         o.scale_done(&scale(2, 2, 1));
+        let second_scale = Stage::Scale {
+            scale: 1,
+            num_scales: 3,
+        };
         assert_eq!((o.tile, o.batch), (0, 4));
-        assert_eq!(
-            o.stage,
-            Stage::Scale {
-                scale: 1,
-                num_scales: 3
-            }
-        );
+        assert_eq!(o.stage, second_scale);
         // The first batch refines, then reports its last scale and is finished: the line moves
         // on to the second.
         o.progress(&refine(0, 1));
@@ -268,13 +266,7 @@ mod tests {
         assert_eq!((o.tile, o.batch), (0, 4));
         o.scale_done(&scale(0, 2, 2));
         assert_eq!((o.tile, o.batch), (2, 2));
-        assert_eq!(
-            o.stage,
-            Stage::Scale {
-                scale: 1,
-                num_scales: 3
-            }
-        );
+        assert_eq!(o.stage, second_scale);
         o.progress(&refine(2, 2));
         o.scale_done(&scale(2, 2, 2));
         o.progress(&Progress::Decoding);
