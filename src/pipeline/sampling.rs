@@ -74,16 +74,7 @@ pub fn guided_argmax(logits: &Tensor, t: f64) -> Result<Option<Tensor>> {
             for (k, id) in dst.iter_mut().enumerate() {
                 let r = i * ROWS_PER_TASK + k;
                 let (c, u) = (&cond[r * v..][..v], &uncond[r * v..][..v]);
-                let mut best = c[0] * mc - u[0] * mu;
-                let mut at = 0;
-                for j in 1..v {
-                    let g = c[j] * mc - u[j] * mu;
-                    if g > best {
-                        best = g;
-                        at = j;
-                    }
-                }
-                *id = at as u32;
+                *id = argmax_of(c.iter().zip(u).map(|(&c, &u)| c * mc - u * mu));
             }
         });
         Ok(())
@@ -94,13 +85,23 @@ pub fn guided_argmax(logits: &Tensor, t: f64) -> Result<Option<Tensor>> {
 /// Index of the largest value; the first one on ties (the reference breaks ties at random, and the
 /// fixture has none).
 pub fn argmax(row: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in row.iter().enumerate() {
-        if x > row[best] {
-            best = i;
+    argmax_of(row.iter().copied())
+}
+
+/// [`argmax`] of values computed on the fly (the guided logits, without storing them).
+fn argmax_of(values: impl IntoIterator<Item = f32>) -> u32 {
+    let mut values = values.into_iter().enumerate();
+    let Some((_, mut best)) = values.next() else {
+        return 0;
+    };
+    let mut at = 0;
+    for (i, x) in values {
+        if x > best {
+            best = x;
+            at = i;
         }
     }
-    best as u32
+    at as u32
 }
 
 /// Probabilities after the top-k and top-p filters, in the reference's order of operations.
