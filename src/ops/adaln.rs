@@ -36,12 +36,10 @@ pub fn modulate(
         };
         return base.broadcast_mul(&scale)?.broadcast_add(&shift);
     }
-    let affine = match affine {
-        Some((w, b)) => Some((w.to_vec1::<f32>()?, b.to_vec1::<f32>()?)),
-        None => None,
-    };
-    let out = with_f32s(&[h, m], "modulate", |v| {
+    // `inputs` is h, m, then the affine weight and bias when given.
+    let out = with_f32s(&inputs, "modulate", |v| {
         let (hs, ms) = (v[0], v[1]);
+        let affine = v.get(2).zip(v.get(3));
         let mut out = vec![0f32; hs.len()];
         for_each_row_block(&mut out, c, ROW_BLOCK, |first, dst| {
             super::simd::dispatch!({

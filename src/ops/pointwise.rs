@@ -1,5 +1,5 @@
 //! Element-wise maps for the CPU kernels: a vectorisable `exp`, a function over every value split
-//! over candle's threads, and an activation applied to a linear layer's output with its bias added
+//! over the CPU threads, and an activation applied to a linear layer's output with its bias added
 //! in the same pass.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor};
@@ -29,7 +29,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p * f32::from_bits(((k + 127) << 23) as u32)
 }
 
-/// `f` over `xs`, in chunks on candle's thread count when there is enough work.
+/// `f` over `xs`, in chunks on the CPU threads when there is enough work.
 pub(crate) fn map<F: Fn(f32) -> f32 + Copy + Send + Sync>(xs: &[f32], f: F) -> Vec<f32> {
     let mut out = vec![0f32; xs.len()];
     let threads = super::cpu::num_threads();
@@ -76,9 +76,9 @@ pub(crate) fn after_linear<F: Fn(f32) -> f32 + Copy + Send + Sync>(
         return composed(&lin.forward(x)?);
     };
     let y = Linear::new(lin.weight().clone(), None).forward(x)?;
-    let bias = bias.to_vec1::<f32>()?;
-    let n = bias.len().max(1);
-    let out = super::cpu::with_f32(&y, "after_linear", |ys| {
+    let out = super::cpu::with_f32s(&[&y, bias], "after_linear", |v| {
+        let (ys, bias) = (v[0], v[1]);
+        let n = bias.len().max(1);
         if ys.len() % n != 0 {
             candle_core::bail!("after_linear: {} values in rows of {n}", ys.len());
         }
@@ -87,7 +87,7 @@ pub(crate) fn after_linear<F: Fn(f32) -> f32 + Copy + Send + Sync>(
             let src = &ys[first * n..][..dst.len()];
             super::simd::dispatch!({
                 for (d, s) in dst.chunks_exact_mut(n).zip(src.chunks_exact(n)) {
-                    for ((o, &v), &b) in d.iter_mut().zip(s).zip(&bias) {
+                    for ((o, &v), &b) in d.iter_mut().zip(s).zip(bias) {
                         *o = f(v + b);
                     }
                 }
