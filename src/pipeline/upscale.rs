@@ -36,7 +36,7 @@ pub use memory::{
     CPU_MAX_BATCH, available_memory, balanced_batch, cpu_max_batch, fit_batch, lane_batches,
     tile_memory, window_memory,
 };
-pub use tile_noise::TileNoise;
+pub use tile_noise::{BatchNoise, TileNoise};
 
 /// The output size asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

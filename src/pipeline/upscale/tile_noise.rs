@@ -11,8 +11,6 @@ use crate::pipeline::noise::{Noise, SeededNoise};
 /// refiner's noise as it was.
 pub struct TileNoise {
     job_seed: u64,
-    /// `(normal, uniform)` streams of the current batch's tiles.
-    streams: Vec<(SeededNoise, SeededNoise)>,
 }
 
 impl TileNoise {
@@ -23,7 +21,6 @@ impl TileNoise {
             |v: Option<&f32>| (v.copied().unwrap_or(0.0) as f64 * (1u64 << 32) as f64) as u64;
         Self {
             job_seed: bits(u.first()) << 32 | bits(u.get(1)),
-            streams: Vec::new(),
         }
     }
 
@@ -35,23 +32,29 @@ impl TileNoise {
         (SeededNoise::new(key(0)), SeededNoise::new(key(1)))
     }
 
-    /// The noise of a batch of `len` tiles starting at tile `first`: a value of its own, so that
-    /// batches can run on several threads at once.
-    pub fn for_batch(&self, first: usize, len: usize) -> Self {
-        Self {
-            job_seed: self.job_seed,
-            streams: (first..first + len).map(|i| self.streams(i)).collect(),
+    /// The noise of a batch of `len` tiles (at least one) starting at tile `first`: a value of its
+    /// own, so that batches can run on several threads at once.
+    pub fn for_batch(&self, first: usize, len: usize) -> BatchNoise {
+        BatchNoise {
+            streams: (first..first + len.max(1))
+                .map(|i| self.streams(i))
+                .collect(),
         }
     }
+}
 
+/// The streams of one batch's tiles (see [`TileNoise`]).
+pub struct BatchNoise {
+    /// `(normal, uniform)` per tile, never empty.
+    streams: Vec<(SeededNoise, SeededNoise)>,
+}
+
+impl BatchNoise {
     fn split(
         &mut self,
         n: usize,
         draw: impl Fn(&mut (SeededNoise, SeededNoise), usize) -> Vec<f32>,
     ) -> Vec<f32> {
-        if self.streams.is_empty() {
-            self.streams.push(self.streams(0));
-        }
         let b = self.streams.len();
         if !n.is_multiple_of(b) {
             // Not batch-major: one stream serves it all (still reproducible for a fixed batch).
@@ -65,7 +68,7 @@ impl TileNoise {
     }
 }
 
-impl Noise for TileNoise {
+impl Noise for BatchNoise {
     fn normal(&mut self, n: usize) -> Vec<f32> {
         self.split(n, |s, k| s.0.normal(k))
     }
