@@ -7,10 +7,10 @@ use image::RgbImage;
 use super::lanes;
 use super::tile_noise::TileNoise;
 use super::{JobObserver, LockedTokens, UpscaleOptions, UpscalePlan};
+use crate::pipeline::Result;
 use crate::pipeline::engine::Engine;
 use crate::pipeline::events::Observer;
 use crate::pipeline::tiling::{LatentBlender, Tile};
-use crate::pipeline::{Error, Result};
 
 /// `tokens[tile][scale]`: the ids chosen per tile, row-major `pn²` grids.
 pub(super) type TileTokens = Vec<Vec<Vec<u32>>>;
@@ -84,31 +84,13 @@ pub(super) fn generate_tiles(
     let grid = &job.plan.grid;
     let tiles: Vec<Tile> = grid.tiles().collect();
     let batches: Vec<&[Tile]> = tiles.chunks(job.plan.batch.max(1)).collect();
-    // A caller already on rayon's pool would wait inside it for lanes queued behind itself.
-    let lanes = if rayon::current_thread_index().is_some() {
-        1
-    } else {
-        job.plan.lanes.min(batches.len())
-    };
-    let outs = if lanes > 1 {
-        lanes::run(
-            batches.len(),
-            lanes,
-            observer,
-            |o, i| o.batch_len = batches[i].len(),
-            |i, lane| job.run(batches[i], lane),
-        )?
-    } else {
-        let mut outs = Vec::with_capacity(batches.len());
-        for batch in &batches {
-            if observer.cancelled() {
-                return Err(Error::Cancelled);
-            }
-            observer.batch_len = batch.len();
-            outs.push(job.run(batch, observer)?);
-        }
-        outs
-    };
+    let outs = lanes::run(
+        batches.len(),
+        job.plan.lanes,
+        observer,
+        |o, i| o.batch_len = batches[i].len(),
+        |i, lane| job.run(batches[i], lane),
+    )?;
 
     let mut blender = LatentBlender::new(grid.clone(), job.engine.var.config.cvae);
     let mut tokens: TileTokens = vec![Vec::new(); grid.len()];

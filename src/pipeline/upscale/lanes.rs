@@ -75,6 +75,9 @@ impl<T> Observer for LaneObserver<'_, T> {
 /// `select(observer, item)` names the item they come from. The first error stops the other lanes
 /// at their next scale or refiner step and is returned (a failure rather than the cancellations it
 /// caused); so does the observer's cancellation, polled while the lanes work.
+///
+/// One lane runs the items in turn on the calling thread, with `observer` itself; so does a caller
+/// already on rayon's pool, which would otherwise wait inside it for lanes queued behind itself.
 pub(super) fn run<O: Observer, T: Send>(
     count: usize,
     lanes: usize,
@@ -82,6 +85,17 @@ pub(super) fn run<O: Observer, T: Send>(
     select: impl Fn(&mut O, usize),
     work: impl Fn(usize, &mut dyn Observer) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
+    if lanes.min(count) <= 1 || rayon::current_thread_index().is_some() {
+        let mut outs = Vec::with_capacity(count);
+        for i in 0..count {
+            if observer.cancelled() {
+                return Err(Error::Cancelled);
+            }
+            select(observer, i);
+            outs.push(work(i, observer)?);
+        }
+        return Ok(outs);
+    }
     let (tx, rx) = crossbeam_channel::unbounded();
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -92,7 +106,7 @@ pub(super) fn run<O: Observer, T: Send>(
     let work = &work;
 
     rayon::in_place_scope(|scope| {
-        for _ in 0..lanes.clamp(1, count.max(1)) {
+        for _ in 0..lanes.min(count) {
             let (tx, next, stop) = (tx.clone(), &next, &stop);
             scope.spawn(move |_| {
                 while !stop.load(Ordering::Relaxed) {
@@ -241,19 +255,26 @@ mod tests {
 
     #[test]
     fn outputs_come_in_item_order_and_events_on_the_calling_thread() {
-        let mut rec = record();
-        let out = run(7, 2, &mut rec, |r, i| r.selected = i, scales).unwrap();
-        assert_eq!(out, vec![0, 10, 20, 30, 40, 50, 60]);
-        assert_eq!(rec.foreign_thread_events, 0);
-        // Every item's three scales arrived, attributed to that item, in order within the item.
-        for i in 0..7 {
-            let ks: Vec<usize> = rec
-                .scales
-                .iter()
-                .filter(|(item, _)| *item == i)
-                .map(|(_, k)| *k)
-                .collect();
-            assert_eq!(ks, vec![0, 1, 2], "item {i}");
+        for lanes in [1, 2] {
+            let mut rec = record();
+            let out = run(7, lanes, &mut rec, |r, i| r.selected = i, scales).unwrap();
+            assert_eq!(out, vec![0, 10, 20, 30, 40, 50, 60]);
+            assert_eq!(rec.foreign_thread_events, 0);
+            // Every item's three scales arrived, attributed to that item, in order within it.
+            for i in 0..7 {
+                let ks: Vec<usize> = rec
+                    .scales
+                    .iter()
+                    .filter(|(item, _)| *item == i)
+                    .map(|(_, k)| *k)
+                    .collect();
+                assert_eq!(ks, vec![0, 1, 2], "{lanes} lanes, item {i}");
+            }
+            if lanes == 1 {
+                // One lane: the items one after another.
+                let items: Vec<usize> = rec.scales.iter().map(|(i, _)| *i).collect();
+                assert!(items.windows(2).all(|w| w[0] <= w[1]), "{items:?}");
+            }
         }
     }
 
@@ -284,20 +305,22 @@ mod tests {
 
     #[test]
     fn the_observers_cancellation_stops_every_lane() {
-        let mut rec = Record {
-            cancel_after: Some(4),
-            ..record()
-        };
-        let started = AtomicUsize::new(0);
-        let work = |i, lane: &mut dyn Observer| {
-            started.fetch_add(1, Ordering::Relaxed);
-            scales(i, lane)
-        };
-        assert!(matches!(
-            run(50, 2, &mut rec, |_, _| {}, work),
-            Err(Error::Cancelled)
-        ));
-        assert!(started.load(Ordering::Relaxed) < 50);
+        for lanes in [1, 2] {
+            let started = AtomicUsize::new(0);
+            let work = |i, lane: &mut dyn Observer| {
+                started.fetch_add(1, Ordering::Relaxed);
+                scales(i, lane)
+            };
+            let mut rec = Record {
+                cancel_after: Some(4),
+                ..record()
+            };
+            assert!(matches!(
+                run(50, lanes, &mut rec, |_, _| {}, work),
+                Err(Error::Cancelled)
+            ));
+            assert!(started.load(Ordering::Relaxed) < 50, "{lanes} lanes");
+        }
     }
 
     #[test]
