@@ -165,6 +165,13 @@ pub struct TransformerArgs {
     /// Weigh every token the same in the cross-entropy (VAR's loss) instead of every scale.
     #[arg(long)]
     pub per_token_ce: bool,
+    /// Share of teacher-forced input tokens replaced by one of their 8 nearest codes; later scales
+    /// then learn the residual those wrong tokens leave (exposure to the mistakes inference makes).
+    #[arg(long, default_value_t = 0.0)]
+    pub input_noise: f64,
+    /// Weight of the latent loss on the expected code vector (0: cross-entropy only, as VAR).
+    #[arg(long, default_value_t = 0.0)]
+    pub latent_weight: f64,
 }
 
 impl TransformerArgs {
@@ -185,6 +192,8 @@ impl TransformerArgs {
             log_every: self.log_every,
             seed: self.seed,
             positional_heads: !self.plain_init,
+            input_noise: self.input_noise,
+            latent_weight: self.latent_weight,
         })
     }
 }

@@ -17,7 +17,7 @@ use super::degrade::{self, Degradation};
 use super::diffusion::DiffusionLoss;
 use super::fast_modules::FastConEmbedding;
 use super::optim::{AdamW, AdamWConfig, lr_at};
-use super::tokenizer::{Tokenizer, latent_hinge, targets};
+use super::tokenizer::{Tokenizer, code_neighbours, corrupt_ids, latent_hinge, targets_fed};
 use super::transformer::{Batch, LossOptions, losses};
 use super::{checkpoint, init, mask, small};
 use crate::model::var::Var;
@@ -285,6 +285,9 @@ pub fn load_tokenizer(path: &Path, dev: &Device) -> Result<Tokenizer> {
     Ok(Tokenizer::new(small::vqvae_config(), vb)?)
 }
 
+/// How many of a token's nearest codes input noise draws its replacement from.
+const NOISE_NEIGHBOURS: usize = 8;
+
 pub struct TransformerRun {
     pub patches: PathBuf,
     pub tokenizer: PathBuf,
@@ -305,6 +308,10 @@ pub struct TransformerRun {
     pub seed: u64,
     /// Head 0 of every block starts as a position lookup (`init::init_positional_heads`).
     pub positional_heads: bool,
+    /// Share of teacher-forced tokens replaced by a near code (`tokenizer::targets_fed`).
+    pub input_noise: f64,
+    /// `LossOptions::latent_weight`.
+    pub latent_weight: f64,
 }
 
 pub fn train_transformer(run: &TransformerRun) -> Result<()> {
@@ -345,8 +352,16 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
     let mask = mask::block_causal(prefix, &cfg.patch_nums, &dev)?;
     let diffusion = DiffusionLoss::default();
     let gain = small::vqvae_config().residual_gain;
+    let neighbours = if run.input_noise > 0.0 {
+        code_neighbours(
+            &tok.quantize.embedding.embeddings().detach(),
+            NOISE_NEIGHBOURS,
+        )?
+    } else {
+        Vec::new()
+    };
     let mut t0 = Instant::now();
-    let mut acc = [0f64; 7];
+    let mut acc = [0f64; 8];
     // Seconds spent in degradations, target tokenization, forward, backward since the last log.
     let mut timing = [0f64; 4];
     while opt.step < run.steps {
@@ -374,10 +389,11 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
         }
         let t_degrade = clock.elapsed().as_secs_f64();
         let lr = batch_tensor(&lrs, &dev)?;
-        let targets = targets(
+        let targets = targets_fed(
             &tok,
             &target_tensor(&batch_tensor(&tgts, &dev)?, &lr, gain)?,
             &cfg.patch_nums,
+            |_, ids| corrupt_ids(ids, &neighbours, run.input_noise, &mut rng),
         )?;
         let t_tokens = clock.elapsed().as_secs_f64();
         let batch = Batch {
@@ -395,6 +411,7 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
             LossOptions {
                 diff_mul: run.diff_mul,
                 scale_balanced: run.scale_balanced,
+                latent_weight: run.latent_weight,
             },
             &mut rng,
         )?;
@@ -416,19 +433,21 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
             l.diff_vb as f64,
             1.0,
             l.acc_coarse as f64,
+            l.latent as f64,
         ]) {
             *a += v;
         }
         if opt.step % run.log_every == 0 {
             let n = acc[5];
             println!(
-                "transformer step {} loss {:.4} ce {:.4} acc_last {:.3} acc_coarse {:.3} diff_mse {:.4} diff_vb {:.4} lr {:.2e} |g| {:.2} \
+                "transformer step {} loss {:.4} ce {:.4} acc_last {:.3} acc_coarse {:.3} latent {:.4} diff_mse {:.4} diff_vb {:.4} lr {:.2e} |g| {:.2} \
                  {:.2}s/step (degrade {:.2} tokens {:.2} fwd {:.2} bwd {:.2})",
                 opt.step,
                 acc[0] / n,
                 acc[1] / n,
                 acc[2] / n,
                 acc[6] / n,
+                acc[7] / n,
                 acc[3] / n,
                 acc[4] / n,
                 lr,
@@ -439,7 +458,7 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
                 timing[2] / acc[5],
                 timing[3] / acc[5],
             );
-            acc = [0.0; 7];
+            acc = [0.0; 8];
             timing = [0.0; 4];
             t0 = Instant::now();
         }

@@ -21,4 +21,6 @@ pub mod tokenizer;
 pub mod transformer;
 
 #[cfg(test)]
+mod exposure_tests;
+#[cfg(test)]
 mod tests;

@@ -19,7 +19,7 @@ use crate::model::var::Var;
 use crate::model::vqvae::decoder::Decoder;
 use crate::model::vqvae::encoder::Encoder;
 
-fn tiny_vqvae() -> VqvaeConfig {
+pub(super) fn tiny_vqvae() -> VqvaeConfig {
     VqvaeConfig {
         vocab_size: 16,
         cvae: 4,
@@ -51,7 +51,7 @@ fn tiny_var() -> VarConfig {
 }
 
 /// Every variable set to N(0, std²), so that no branch is trivially zero or identity.
-fn randomize(vm: &VarMap, std: f64, seed: u64) -> Result<()> {
+pub(super) fn randomize(vm: &VarMap, std: f64, seed: u64) -> Result<()> {
     let data = vm
         .data()
         .lock()
@@ -72,7 +72,7 @@ fn randomize(vm: &VarMap, std: f64, seed: u64) -> Result<()> {
     Ok(())
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+pub(super) fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
     (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
 }
 
@@ -244,6 +244,7 @@ fn losses_fall_when_overfitting_one_batch() -> anyhow::Result<()> {
         let opts = LossOptions {
             diff_mul: 4,
             scale_balanced: true,
+            latent_weight: 0.0,
         };
         let l = losses(&var, &enc, &m, &batch, &dl, opts, &mut rng)?;
         let g = l.total.backward()?;

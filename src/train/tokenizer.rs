@@ -74,6 +74,19 @@ impl Tokenizer {
     /// Residual multi-scale quantization of `f` over the first `scales` entries of `patch_nums` (all of
     /// them normally; fewer for scale dropout).
     pub fn quantize(&self, f: &Tensor, patch_nums: &[usize], scales: usize) -> Result<Quantized> {
+        self.quantize_fed(f, patch_nums, scales, |_, ids| Ok(ids.clone()))
+    }
+
+    /// [`Self::quantize`] where `fed(scale, ids)` chooses the ids that enter `f̂` (and so every later
+    /// scale's residual and teacher-forcing input) in place of the nearest ones; `idx` keeps the
+    /// nearest ids.
+    pub fn quantize_fed(
+        &self,
+        f: &Tensor,
+        patch_nums: &[usize],
+        scales: usize,
+        mut fed: impl FnMut(usize, &Tensor) -> Result<Tensor>,
+    ) -> Result<Quantized> {
         let k = patch_nums.len();
         let scales = scales.clamp(1, k);
         let f_ng = f.detach();
@@ -94,7 +107,7 @@ impl Tokenizer {
             let ids = self.nearest(&small)?;
             let (b, c, h, w) = small.dims4()?;
             rests.push(small.permute((0, 2, 3, 1))?.reshape((b * h * w, c))?);
-            let h = q.lookup_map(&ids, pn)?;
+            let h = q.lookup_map(&fed(si, &ids)?, pn)?;
             if si + 1 == k {
                 f_hat_before_last = f_hat.clone();
             }
@@ -140,12 +153,76 @@ pub struct Targets {
     pub refiner_target: Tensor,
     /// Codebook vectors of the last scale's ids, `(B, pn², Cvae)`.
     pub last_vectors: Tensor,
+    /// The frozen codebook `(V, Cvae)`, for the latent loss on the expected code vector.
+    pub codebook: Tensor,
+}
+
+/// For every code of `codebook` `(V, C)`, its `k` nearest other codes (L2), nearest first.
+pub fn code_neighbours(codebook: &Tensor, k: usize) -> Result<Vec<Vec<u32>>> {
+    let rows = codebook.to_vec2::<f32>()?;
+    Ok(rows
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut d: Vec<(f32, u32)> = rows
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(j, b)| {
+                    let d2 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+                    (d2, j as u32)
+                })
+                .collect();
+            d.sort_by(|x, y| x.0.total_cmp(&y.0));
+            d.into_iter().take(k).map(|(_, j)| j).collect()
+        })
+        .collect())
+}
+
+/// Replaces each id of `ids` with probability `p` by one of its `neighbours` (drawn uniformly):
+/// stand-ins for the plausible wrong tokens a coarser scale produces at inference.
+pub fn corrupt_ids(
+    ids: &Tensor,
+    neighbours: &[Vec<u32>],
+    p: f64,
+    rng: &mut impl rand::Rng,
+) -> Result<Tensor> {
+    if p <= 0.0 {
+        return Ok(ids.clone());
+    }
+    let mut v = ids.flatten_all()?.to_vec1::<u32>()?;
+    for id in &mut v {
+        let near = &neighbours[*id as usize];
+        if !near.is_empty() && rng.random_bool(p) {
+            *id = near[rng.random_range(0..near.len())];
+        }
+    }
+    Tensor::from_vec(v, ids.shape(), ids.device())
 }
 
 /// Tokenizes target images `(B, 3, S, S)` with a frozen tokenizer.
 pub fn targets(tok: &Tokenizer, img: &Tensor, patch_nums: &[usize]) -> Result<Targets> {
+    targets_fed(tok, img, patch_nums, |_, ids| Ok(ids.clone()))
+}
+
+/// [`targets`] where every scale but the last feeds `fed(scale, ids)` forward instead of its nearest
+/// ids (see [`Tokenizer::quantize_fed`]): each later scale's target is then the residual left by those
+/// ids, which teaches the transformer to correct a coarser scale's mistakes as inference needs.
+pub fn targets_fed(
+    tok: &Tokenizer,
+    img: &Tensor,
+    patch_nums: &[usize],
+    mut fed: impl FnMut(usize, &Tensor) -> Result<Tensor>,
+) -> Result<Targets> {
+    let k = patch_nums.len();
     let f = tok.encode(img)?.detach();
-    let q = tok.quantize(&f, patch_nums, patch_nums.len())?;
+    let q = tok.quantize_fed(&f, patch_nums, k, |si, ids| {
+        if si + 1 < k {
+            fed(si, ids)
+        } else {
+            Ok(ids.clone())
+        }
+    })?;
     let last = q
         .idx
         .last()
@@ -162,6 +239,7 @@ pub fn targets(tok: &Tokenizer, img: &Tensor, patch_nums: &[usize]) -> Result<Ta
         next: q.next.iter().map(|t| t.detach()).collect(),
         refiner_target: rows.detach(),
         last_vectors: tok.quantize.lookup(&last)?.detach(),
+        codebook: tok.quantize.embedding.embeddings().detach(),
     })
 }
 

@@ -27,6 +27,8 @@ pub struct Losses {
     pub ce: f32,
     pub diff_mse: f32,
     pub diff_vb: f32,
+    /// The latent loss (see [`LossOptions::latent_weight`]), before its weight.
+    pub latent: f32,
     /// Share of last-scale tokens whose argmax is right.
     pub acc_last: f32,
     /// The same over the coarse half of the scales, whose tokens the LR image determines: it rises
@@ -93,6 +95,10 @@ pub struct LossOptions {
     /// Every scale weighs the same in the cross-entropy (instead of every token): the coarse scales,
     /// which carry the LR image's structure, are a few dozen of the tokens and otherwise learn last.
     pub scale_balanced: bool,
+    /// Weight of the latent loss: the squared distance from the softmax-weighted mean code vector
+    /// to the target's, which (unlike the cross-entropy, for which every wrong token is as wrong)
+    /// prefers wrong tokens whose vectors are near the right one's.
+    pub latent_weight: f64,
 }
 
 /// The mean over scales of each scale's mean of `nll` `(B, Σcounts)`, whose tokens come in runs of
@@ -106,6 +112,15 @@ pub fn scale_balanced_mean(nll: &Tensor, counts: &[usize]) -> Result<Tensor> {
         .collect();
     let w = Tensor::from_vec(weights, (1, n), nll.device())?;
     nll.broadcast_mul(&w)?.sum_all()? / b as f64
+}
+
+/// `‖Σᵥ p(v)·E[v] − E[target]‖²` per token, for log-probabilities `logp` `(N, V)`, targets `(N)` and
+/// codebook `E` `(V, C)`.
+pub fn latent_distance(logp: &Tensor, target: &Tensor, codebook: &Tensor) -> Result<Tensor> {
+    let n = logp.dims()[0];
+    let mean = logp.exp()?.matmul(codebook)?;
+    let want = codebook.index_select(&target.flatten_all()?, 0)?;
+    (mean - want)?.sqr()?.sum(1)?.reshape(n)
 }
 
 /// Cross-entropy over all scales plus λ × the refiner's loss.
@@ -134,11 +149,17 @@ pub fn losses(
         .neg()?
         .reshape((b, n))?;
     let ce = nll.mean_all()?;
+    let counts: Vec<usize> = batch.targets.idx.iter().map(|t| t.dims()[1]).collect();
     let ce_objective = if opts.scale_balanced {
-        let counts: Vec<usize> = batch.targets.idx.iter().map(|t| t.dims()[1]).collect();
         scale_balanced_mean(&nll, &counts)?
     } else {
         ce.clone()
+    };
+    let latent = latent_distance(&logp, &target, &batch.targets.codebook)?.reshape((b, n))?;
+    let latent = if opts.scale_balanced {
+        scale_balanced_mean(&latent, &counts)?
+    } else {
+        latent.mean_all()?
     };
 
     // One argmax over all tokens serves both accuracies.
@@ -170,11 +191,15 @@ pub fn losses(
     let x0 = Tensor::cat(&vec![&batch.targets.refiner_target; reps], 0)?;
     let terms = diffusion.terms(&var.diffloss.net, &x0, &z, rng)?;
     let diff = (&terms.mse + &terms.vb)?;
-    let total = (&ce_objective + (diff * DIFFUSION_WEIGHT)?)?;
+    let mut total = (&ce_objective + (diff * DIFFUSION_WEIGHT)?)?;
+    if opts.latent_weight > 0.0 {
+        total = (total + (&latent * opts.latent_weight)?)?;
+    }
     Ok(Losses {
         ce: ce.to_scalar::<f32>()?,
         diff_mse: terms.mse.to_scalar::<f32>()?,
         diff_vb: terms.vb.to_scalar::<f32>()?,
+        latent: latent.to_scalar::<f32>()?,
         acc_last,
         acc_coarse,
         total,
