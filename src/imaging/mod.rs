@@ -12,6 +12,7 @@ pub mod pil_resize;
 pub mod save;
 mod settings_meta;
 pub mod tensor;
+pub mod trust;
 mod webp_meta;
 mod xmp;
 

@@ -1,0 +1,157 @@
+//! The trust view: where a result departs from what the input alone says. Two maps, both in luma
+//! levels (BT.601 studio range, as the metrics):
+//!
+//! * **invented** — `|Y(result) − Y(bicubic↑ input)|` per output pixel: the detail the model drew
+//!   on top of a plain (Pillow-bicubic) enlargement of the input;
+//! * **inconsistency** — `|Y(bicubic↓ result) − Y(input)|` per input pixel, shown over the output:
+//!   where the result, shrunk back to the input's size, no longer matches the input (a faithful
+//!   upscale stays near zero whatever detail it adds).
+
+use image::{Rgb, RgbImage, RgbaImage};
+
+use super::metrics::{Plane, rgb_to_y};
+use super::pil_resize::resize_rgb;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TrustMap {
+    /// The result against a bicubic enlargement of the input.
+    #[default]
+    Invented,
+    /// The result shrunk back to the input's size against the input.
+    Inconsistency,
+}
+
+impl TrustMap {
+    pub const ALL: [TrustMap; 2] = [TrustMap::Invented, TrustMap::Inconsistency];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TrustMap::Invented => "What was invented",
+            TrustMap::Inconsistency => "Disagreement with the input",
+        }
+    }
+
+    pub fn explain(self) -> &'static str {
+        match self {
+            TrustMap::Invented => {
+                "|result − bicubic enlargement of the input| in luma: the detail the model drew"
+            }
+            TrustMap::Inconsistency => {
+                "|result shrunk to the input's size − input| in luma: where the result \
+                 contradicts the input"
+            }
+        }
+    }
+
+    /// The difference (luma levels) shown at full colour: invented detail is routinely a few
+    /// tens of levels, a faithful result's disagreement a few levels.
+    pub fn full_scale(self) -> f32 {
+        match self {
+            TrustMap::Invented => 32.0,
+            TrustMap::Inconsistency => 12.0,
+        }
+    }
+}
+
+/// A map's values at the result's size, and what it shows at a glance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trust {
+    pub map: TrustMap,
+    /// Per output pixel, row-major, luma levels.
+    pub values: Plane,
+    pub mean: f64,
+    /// Share of output pixels at or above half the map's full scale.
+    pub strong_share: f64,
+}
+
+/// Computes `map` for a `result` made from `input` (any sizes; alpha is ignored).
+pub fn trust(map: TrustMap, input: &RgbImage, result: &RgbImage) -> Trust {
+    let (w, h) = result.dimensions();
+    let values = match map {
+        TrustMap::Invented => {
+            let base = resize_rgb(input, w, h);
+            abs_diff(&rgb_to_y(result), &rgb_to_y(&base))
+        }
+        TrustMap::Inconsistency => {
+            let small = resize_rgb(result, input.width(), input.height());
+            let d = abs_diff(&rgb_to_y(&small), &rgb_to_y(input));
+            spread(&d, w as usize, h as usize)
+        }
+    };
+    let n = values.data.len().max(1) as f64;
+    let half = map.full_scale() as f64 / 2.0;
+    Trust {
+        map,
+        mean: values.data.iter().sum::<f64>() / n,
+        strong_share: values.data.iter().filter(|&&v| v >= half).count() as f64 / n,
+        values,
+    }
+}
+
+fn abs_diff(a: &Plane, b: &Plane) -> Plane {
+    Plane {
+        width: a.width,
+        height: a.height,
+        data: a
+            .data
+            .iter()
+            .zip(&b.data)
+            .map(|(x, y)| (x - y).abs())
+            .collect(),
+    }
+}
+
+/// Nearest-neighbour enlargement of `p` to `w × h` (each input pixel's value over the output
+/// pixels whose centres fall in it).
+fn spread(p: &Plane, w: usize, h: usize) -> Plane {
+    let src = |o: usize, out: usize, inn: usize| ((o * 2 + 1) * inn / (out * 2)).min(inn - 1);
+    let mut data = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let row = src(y, h, p.height) * p.width;
+        data.extend((0..w).map(|x| p.data[row + src(x, w, p.width)]));
+    }
+    Plane {
+        width: w,
+        height: h,
+        data,
+    }
+}
+
+/// The heat colour of `t` in [0, 1]: dark blue through magenta and orange to pale yellow, its
+/// lightness rising all the way so the map reads in greyscale too.
+pub fn heat(t: f32) -> Rgb<u8> {
+    const STOPS: [[f32; 3]; 5] = [
+        [0.0, 0.0, 0.0],
+        [40.0, 11.0, 84.0],
+        [180.0, 54.0, 122.0],
+        [251.0, 135.0, 40.0],
+        [252.0, 255.0, 164.0],
+    ];
+    let t = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f32;
+    let i = (t.floor() as usize).min(STOPS.len() - 2);
+    let f = t - i as f32;
+    Rgb(std::array::from_fn(|c| {
+        (STOPS[i][c] + (STOPS[i + 1][c] - STOPS[i][c]) * f).round() as u8
+    }))
+}
+
+/// The map drawn for the viewer: the result in dim grey, with the heat colour over it in
+/// proportion to the difference (full colour at the map's full scale).
+pub fn render(trust: &Trust, result: &RgbImage) -> RgbaImage {
+    let full = trust.map.full_scale();
+    let luma = rgb_to_y(result);
+    RgbaImage::from_fn(result.width(), result.height(), |x, y| {
+        let i = y as usize * trust.values.width + x as usize;
+        let t = (trust.values.data[i] as f32 / full).min(1.0);
+        let grey = ((luma.data[i] as f32 - 16.0) * (255.0 / 219.0) * 0.35).clamp(0.0, 255.0);
+        let hot = heat(t).0;
+        let a = (t * 1.5).min(1.0);
+        let px: [u8; 3] =
+            std::array::from_fn(|c| (grey + (hot[c] as f32 - grey) * a).round() as u8);
+        image::Rgba([px[0], px[1], px[2], 255])
+    })
+}
+
+#[cfg(test)]
+#[path = "trust_tests.rs"]
+mod tests;
