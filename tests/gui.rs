@@ -340,6 +340,55 @@ fn rerun_from_a_scale_keeps_the_coarser_scales() {
 }
 
 #[test]
+fn the_trust_view_maps_the_result_against_the_input() {
+    use varsr::imaging::trust::{TrustMap, trust};
+    let dir = tempfile::tempdir().unwrap();
+    let photo = write_photo(dir.path(), "photo.png", 40, 30);
+    let mut h = harness(vec![photo]);
+    ready(&mut h);
+    h.key_press(Key::Enter);
+    wait_idle(&mut h, "the result");
+    h.key_press(Key::T);
+    wait_idle(&mut h, "the trust map");
+    let app = h.state();
+    let rgb = |p: &image::RgbaImage| image::DynamicImage::ImageRgba8(p.clone()).to_rgb8();
+    let input = rgb(&app.state.input.as_ref().unwrap().image.picture);
+    let sample = app.state.selected_sample().expect("a result");
+    let result = rgb(&sample.image);
+    assert_eq!(sample.trust.len(), 1);
+    let shown = &sample.trust[0];
+    assert_eq!(shown.map, TrustMap::Invented);
+    assert_eq!(shown.texture.size(), [160, 120]);
+    let want = trust(TrustMap::Invented, &input, &result);
+    assert_eq!(
+        shown.mean, want.mean,
+        "the map of the shown result and input"
+    );
+    assert!(want.mean > 0.0, "a random model invents something");
+    h.get_by_label_contains("Trust view · What was invented · mean");
+
+    // The other map, from the menu next to the toggle; the first is kept.
+    h.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Map")
+        .click();
+    h.run_ok();
+    h.get_by_label("Disagreement with the input").click();
+    wait_idle(&mut h, "the second map");
+    let app = h.state();
+    assert_eq!(app.settings.trust_map, TrustMap::Inconsistency);
+    let sample = app.state.selected_sample().unwrap();
+    assert_eq!(sample.trust.len(), 2);
+    let want = trust(TrustMap::Inconsistency, &input, &result);
+    assert_eq!(sample.trust[1].mean, want.mean);
+    h.get_by_label_contains("Trust view · Disagreement with the input");
+
+    // T again: the result itself.
+    h.key_press(Key::T);
+    h.run_ok();
+    assert!(!h.state().state.trust_view);
+    h.get_by_label_contains("Result ×4 160×120");
+}
+
+#[test]
 fn cancel_keeps_the_finished_scales() {
     let dir = tempfile::tempdir().unwrap();
     // Big enough for several tiles, so that the run is far from done at the first scales.
@@ -366,6 +415,12 @@ fn cancel_keeps_the_finished_scales() {
     assert!((2..10).contains(&kept), "finished scales kept: {kept}");
     assert!(app.log.contains("cancelled"));
     h.get_by_label_contains("partial (cancelled)");
+    // A reduced preview is not the result: the trust view says so instead of mapping it.
+    h.key_press(Key::T);
+    h.run_ok();
+    h.get_by_label_contains("the trust view needs a finished result");
+    h.key_press(Key::T);
+    h.run_ok();
     mask_pictures(&mut h);
     // How many scales finish before the cancel lands depends on timing.
     let strip = h.get_by_label("Final").rect();

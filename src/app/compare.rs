@@ -7,7 +7,9 @@ use super::Command;
 use super::settings::{CompareMode, Settings};
 use super::state::{ModelStatus, ScaleStrip, State};
 use super::textures::Checker;
+use super::trust_view::overlay_of;
 use super::viewer::{Layer, corner_label, paint_layers};
+use crate::imaging::trust::TrustMap;
 
 /// The input showing through where a preview has no tiles yet.
 const DIMMED: Color32 = Color32::from_gray(90);
@@ -132,9 +134,40 @@ fn toolbar(ui: &mut Ui, settings: &Settings, state: &State, cmds: &mut Vec<Comma
             cmds.push(Command::Zoom(1.0));
         }
         ui.separator();
+        trust_controls(ui, settings, state, cmds);
+        ui.separator();
         ui.label(RichText::new("Hold Space for the input · scroll zooms · drag pans").weak());
     });
-    let _ = state;
+}
+
+fn trust_controls(ui: &mut Ui, settings: &Settings, state: &State, cmds: &mut Vec<Command>) {
+    let hint = "T · a heat map of where the result departs from the input: dark where the model \
+                only enlarged, bright where it drew or changed something";
+    if ui
+        .selectable_label(state.trust_view, "Trust view")
+        .on_hover_text(hint)
+        .clicked()
+    {
+        cmds.push(Command::ToggleTrust);
+    }
+    if state.trust_view {
+        let label = ui.label("Map");
+        egui::ComboBox::from_id_salt("trust-map")
+            .selected_text(settings.trust_map.label())
+            .show_ui(ui, |ui| {
+                for map in TrustMap::ALL {
+                    if ui
+                        .selectable_label(settings.trust_map == map, map.label())
+                        .on_hover_text(map.explain())
+                        .clicked()
+                    {
+                        cmds.push(Command::SetTrustMap(map));
+                    }
+                }
+            })
+            .response
+            .labelled_by(label.id);
+    }
 }
 
 fn welcome(ui: &mut Ui, rect: Rect, state: &State, cmds: &mut Vec<Command>) {
@@ -168,7 +201,7 @@ fn strip_of(state: &State) -> Option<&ScaleStrip> {
 }
 
 /// The layers and label of the result pane.
-fn result_layers<'a>(state: &'a State) -> (Vec<(Layer<'a>, Color32)>, String) {
+fn result_layers<'a>(state: &'a State, settings: &Settings) -> (Vec<(Layer<'a>, Color32)>, String) {
     let Some(input) = &state.input else {
         return (Vec::new(), String::new());
     };
@@ -225,6 +258,18 @@ fn result_layers<'a>(state: &'a State) -> (Vec<(Layer<'a>, Color32)>, String) {
         ));
         if state.samples.len() > 1 {
             label = format!("#{} {label}", state.selected + 1);
+        }
+        if state.trust_view {
+            if s.partial {
+                label.push_str(" · the trust view needs a finished result");
+            } else if let Some(t) = overlay_of(s, settings.trust_map) {
+                return (vec![(Layer::Full(&t.texture), Color32::WHITE)], t.label());
+            } else {
+                label = format!(
+                    "Trust view · computing {}… · {label}",
+                    settings.trust_map.label()
+                );
+            }
         }
         let mut layers = Vec::new();
         if s.partial {
@@ -314,7 +359,7 @@ fn side_by_side(
         pane_background(ui, pane);
         let painter = ui.painter_at(pane);
         let (layers, label) = if is_result {
-            result_layers(state)
+            result_layers(state, settings)
         } else {
             let input = state.input.as_ref();
             let layers = input
@@ -355,7 +400,7 @@ fn split(ui: &mut Ui, rect: Rect, settings: &Settings, state: &mut State, checke
         corner_label(&ui.painter_at(rect), rect, &format!("Input {w}×{h}"), false);
     }
     let mut mask = None;
-    let (layers, label) = result_layers(state);
+    let (layers, label) = result_layers(state, settings);
     let painter = ui.painter_at(right);
     if layers.is_empty() {
         placeholder(ui, right, state);
@@ -392,7 +437,7 @@ fn single(ui: &mut Ui, rect: Rect, settings: &Settings, state: &mut State, check
     let (img, response) = interact_pane(ui, rect, "pane-single", settings, state);
     pane_background(ui, rect);
     let mut mask = None;
-    let (layers, label) = result_layers(state);
+    let (layers, label) = result_layers(state, settings);
     let painter = ui.painter_at(rect);
     if layers.is_empty() {
         placeholder(ui, rect, state);

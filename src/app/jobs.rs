@@ -201,6 +201,7 @@ impl VarsrApp {
                     elapsed: Some(elapsed),
                     scales: std::mem::take(&mut j.live),
                     saved_to: None,
+                    trust: Vec::new(),
                 };
                 if j.finished == 0 {
                     self.state.samples.clear();
@@ -251,6 +252,7 @@ impl VarsrApp {
                         elapsed: Some(j.started.elapsed()),
                         scales: std::mem::take(&mut j.live),
                         saved_to: None,
+                        trust: Vec::new(),
                     };
                     if j.finished == 0 {
                         self.state.samples.clear();

@@ -14,6 +14,7 @@ mod shortcuts;
 pub mod state;
 mod tasks;
 pub mod textures;
+pub mod trust_view;
 pub mod viewer;
 
 use std::path::PathBuf;
@@ -103,6 +104,9 @@ pub enum Command {
     SetDevice(DeviceChoice),
     ToggleLog,
     ToggleHelp,
+    /// Show the selected result's trust map in its place, or the result again.
+    ToggleTrust,
+    SetTrustMap(crate::imaging::trust::TrustMap),
 }
 
 pub struct VarsrApp {
@@ -184,6 +188,7 @@ impl VarsrApp {
             && self.state.rerender_at.is_none()
             && self.state.exporting == 0
             && self.state.playing.is_none()
+            && self.state.trust_busy.is_none()
             && !matches!(self.state.model, ModelStatus::Loading(_))
             && !self.tasks.dialog_open
     }
@@ -243,6 +248,11 @@ impl VarsrApp {
             }
             Command::ToggleLog => self.settings.show_log = !self.settings.show_log,
             Command::ToggleHelp => self.state.show_help = !self.state.show_help,
+            Command::ToggleTrust => self.state.trust_view = !self.state.trust_view,
+            Command::SetTrustMap(map) => {
+                self.settings.trust_map = map;
+                self.state.trust_view = true;
+            }
             Command::Select(i) => {
                 if i < self.state.samples.len() {
                     self.state.selected = i;
@@ -333,6 +343,7 @@ impl VarsrApp {
             Done::Picked(Pick::ExportTo(p)) => self.export_to(p, ExportWhat::Image, false),
             Done::DialogClosed => {}
             Done::Exported { path, result } => self.on_exported(path, result),
+            Done::Trust(done) => self.on_trust(*done),
         }
     }
 
@@ -433,6 +444,7 @@ impl VarsrApp {
 impl eframe::App for VarsrApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.drain();
+        self.request_trust();
         self.advance_replay(ctx);
         if let Some(at) = self.state.rerender_at {
             let now = Instant::now();

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::imaging::trust::TrustMap;
 use crate::pipeline::SamplingParams;
 use crate::worker::{DeviceChoice, JobOptions, ModelSpec};
 
@@ -120,6 +121,8 @@ pub struct Settings {
     pub rerun_from: usize,
     pub variations: usize,
     pub compare: CompareMode,
+    /// Which map the trust view shows.
+    pub trust_map: TrustMap,
     pub export_format: ExportFormat,
     /// JPEG quality, 1..=100.
     pub export_quality: u8,
@@ -148,6 +151,7 @@ impl Default for Settings {
             rerun_from: 5,
             variations: 4,
             compare: CompareMode::SideBySide,
+            trust_map: TrustMap::Invented,
             export_format: ExportFormat::Png,
             export_quality: 92,
             name_template: DEFAULT_TEMPLATE.into(),

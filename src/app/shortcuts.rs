@@ -41,6 +41,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("Ctrl+1 … Ctrl+9", "Show variation 1 … 9"),
     ("Ctrl+0", "Show the input"),
     ("M", "Next compare mode (side by side, split, result only)"),
+    ("T", "Trust view: where the result departs from the input"),
     ("L", "Show or hide the log"),
     ("F1", "This list"),
 ];
@@ -90,6 +91,9 @@ pub fn handle(ctx: &Context, state: &mut State, cmds: &mut Vec<Command>) {
         }
         if i.consume_key(Modifiers::NONE, Key::P) && state.selected_sample().is_some() {
             cmds.push(Command::PlayScales);
+        }
+        for _ in 0..i.count_and_consume_key(Modifiers::NONE, Key::T) {
+            cmds.push(Command::ToggleTrust);
         }
         if i.consume_key(Modifiers::NONE, Key::L) {
             cmds.push(Command::ToggleLog);

@@ -94,6 +94,8 @@ pub struct Sample {
     pub scales: ScaleStrip,
     /// Where it was last exported.
     pub saved_to: Option<PathBuf>,
+    /// Its trust maps computed so far (one per kind).
+    pub trust: Vec<super::trust_view::TrustOverlay>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -209,6 +211,10 @@ pub struct State {
     pub pane_size: Vec2,
     /// Where pictures were drawn in the last frame (panes, scale thumbnails).
     pub picture_rects: Vec<egui::Rect>,
+    /// The result pane shows the selected result's trust map (T).
+    pub trust_view: bool,
+    /// The result and kind of the trust map being computed.
+    pub trust_busy: Option<(Picture, crate::imaging::trust::TrustMap)>,
 }
 
 impl Default for State {
@@ -237,6 +243,8 @@ impl Default for State {
             stats: FrameStats::default(),
             pane_size: Vec2::new(800.0, 600.0),
             picture_rects: Vec::new(),
+            trust_view: false,
+            trust_busy: None,
         }
     }
 }

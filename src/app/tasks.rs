@@ -30,6 +30,7 @@ pub enum Done {
         path: PathBuf,
         result: Result<(), String>,
     },
+    Trust(Box<super::trust_view::TrustDone>),
 }
 
 pub struct Tasks {

@@ -1,0 +1,119 @@
+//! The trust view (T): the selected result replaced by a heat map of what the model invented or
+//! of where it disagrees with the input (`imaging::trust`). Maps are computed off the UI thread
+//! once per result and kind, and kept with the result.
+
+use std::sync::Arc;
+
+use image::buffer::ConvertBuffer;
+use image::{RgbImage, RgbaImage};
+
+use super::VarsrApp;
+use super::state::Sample;
+use super::tasks::Done;
+use super::textures::TiledTexture;
+use crate::imaging::trust::{TrustMap, render, trust};
+use crate::worker::Picture;
+
+/// A computed map, ready to draw.
+pub struct TrustOverlay {
+    pub map: TrustMap,
+    pub texture: TiledTexture,
+    pub mean: f64,
+    pub strong_share: f64,
+}
+
+impl TrustOverlay {
+    /// What the pane's corner says about it.
+    pub fn label(&self) -> String {
+        format!(
+            "Trust view · {} · mean {:.1} levels · {:.1} % of pixels ≥ {:.0}",
+            self.map.label(),
+            self.mean,
+            self.strong_share * 100.0,
+            self.map.full_scale() / 2.0
+        )
+    }
+}
+
+/// The finished map of one result, as the background task returns it.
+pub struct TrustDone {
+    pub result: Picture,
+    pub map: TrustMap,
+    pub image: RgbaImage,
+    pub mean: f64,
+    pub strong_share: f64,
+}
+
+impl std::fmt::Debug for TrustDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustDone")
+            .field("map", &self.map)
+            .field("size", &self.image.dimensions())
+            .field("mean", &self.mean)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The overlay of `sample` for `map`, if it is computed.
+pub fn overlay_of(sample: &Sample, map: TrustMap) -> Option<&TrustOverlay> {
+    sample.trust.iter().find(|t| t.map == map)
+}
+
+impl VarsrApp {
+    /// Starts the map the trust view needs for the selected result, unless it exists or is
+    /// being computed. Called every frame; cheap when there is nothing to do.
+    pub(super) fn request_trust(&mut self) {
+        if !self.state.trust_view || self.state.trust_busy.is_some() {
+            return;
+        }
+        let map = self.settings.trust_map;
+        let (Some(input), Some(sample)) = (&self.state.input, self.state.selected_sample()) else {
+            return;
+        };
+        if sample.partial || overlay_of(sample, map).is_some() {
+            return;
+        }
+        let lr: RgbImage = input.image.picture.as_ref().convert();
+        let result = Arc::clone(&sample.image);
+        self.state.trust_busy = Some((Arc::clone(&result), map));
+        self.tasks.spawn("trust", move || {
+            let sr: RgbImage = result.as_ref().convert();
+            let t = trust(map, &lr, &sr);
+            Done::Trust(Box::new(TrustDone {
+                image: render(&t, &sr),
+                result,
+                map,
+                mean: t.mean,
+                strong_share: t.strong_share,
+            }))
+        });
+    }
+
+    pub(super) fn on_trust(&mut self, done: TrustDone) {
+        self.state.trust_busy = None;
+        // The result may have gone (a new run, another file) while the map was computed.
+        let Some(sample) = self
+            .state
+            .samples
+            .iter_mut()
+            .find(|s| Arc::ptr_eq(&s.image, &done.result))
+        else {
+            return;
+        };
+        let texture = TiledTexture::new(&self.ctx, "trust", &done.image);
+        sample.trust.retain(|t| t.map != done.map);
+        sample.trust.push(TrustOverlay {
+            map: done.map,
+            texture,
+            mean: done.mean,
+            strong_share: done.strong_share,
+        });
+        self.log.push(format!(
+            "Trust view ({}): mean {:.2} levels, {:.2} % of pixels ≥ {:.0}",
+            done.map.label(),
+            done.mean,
+            done.strong_share * 100.0,
+            done.map.full_scale() / 2.0
+        ));
+    }
+}
