@@ -109,6 +109,11 @@ sleep 0.5
 key F1
 shot 11-shortcuts 0.5
 key F1
+# Back to side by side, then the trust view (what the model invented over bicubic).
+key m t
+wait_log "Trust view \("
+shot 12-trust-view 0.5
+key t
 
 # CPU use of the idle window: processor time over a few seconds of doing nothing.
 ticks() { awk '{print $14 + $15}' "/proc/$app_pid/stat"; }
