@@ -43,11 +43,12 @@ impl TrustMap {
         }
     }
 
-    /// The difference (luma levels) shown at full colour: invented detail is routinely a few
-    /// tens of levels, a faithful result's disagreement a few levels.
+    /// The difference (luma levels) shown at full colour. On Set5 the detail real photos have over
+    /// bicubic reaches 22–66 levels at its 99th percentile (the built-in model's invented detail
+    /// 9–13); a faithful result's disagreement is a few levels.
     pub fn full_scale(self) -> f32 {
         match self {
-            TrustMap::Invented => 32.0,
+            TrustMap::Invented => 24.0,
             TrustMap::Inconsistency => 12.0,
         }
     }

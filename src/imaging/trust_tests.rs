@@ -22,31 +22,35 @@ fn invented_detail_is_zero_for_bicubic_and_the_added_luma_elsewhere() {
         t.values.data.iter().all(|&v| v < 1e-9),
         "bicubic invents nothing"
     );
-    // +20 on R, G and B is +20·(65.481+128.553+24.966)/255 = +17.176… luma levels.
-    for y in 10..20 {
-        for x in 30..40 {
-            result
-                .get_pixel_mut(x, y)
-                .0
-                .iter_mut()
-                .for_each(|c| *c += 20);
+    // +20 on R, G and B is +20·(65.481+128.553+24.966)/255 = +17.176… luma levels (strong: at
+    // least half the full scale of 24); +10 (8.588…) in a second block is not.
+    let blocks = [(10..20, 30..40, 20u8), (30..35, 5..15, 10u8)];
+    for (ys, xs, add) in blocks.clone() {
+        for y in ys {
+            for x in xs.clone() {
+                result
+                    .get_pixel_mut(x, y)
+                    .0
+                    .iter_mut()
+                    .for_each(|c| *c += add);
+            }
         }
     }
     let t = trust(TrustMap::Invented, &input, &result);
-    let want = 20.0 * 219.0 / 255.0;
-    for y in 0..48usize {
-        for x in 0..64usize {
-            let v = t.values.data[y * 64 + x];
-            let inside = (10..20).contains(&y) && (30..40).contains(&x);
-            let expect = if inside { want } else { 0.0 };
+    let levels = |add: u8| add as f64 * 219.0 / 255.0;
+    for y in 0..48u32 {
+        for x in 0..64u32 {
+            let v = t.values.data[(y * 64 + x) as usize];
+            let expect = blocks
+                .iter()
+                .find(|(ys, xs, _)| ys.contains(&y) && xs.contains(&x))
+                .map_or(0.0, |b| levels(b.2));
             assert!((v - expect).abs() < 1e-9, "({x},{y}): {v}");
         }
     }
-    assert!((t.mean - want * 100.0 / 3072.0).abs() < 1e-9);
-    assert!(
-        (t.strong_share - 100.0 / 3072.0).abs() < 1e-12,
-        "17.2 ≥ 16 counts as strong"
-    );
+    let mean = (100.0 * levels(20) + 50.0 * levels(10)) / 3072.0;
+    assert!((t.mean - mean).abs() < 1e-9, "{} vs {mean}", t.mean);
+    assert!((t.strong_share - 100.0 / 3072.0).abs() < 1e-12);
 }
 
 #[test]
