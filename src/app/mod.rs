@@ -188,7 +188,8 @@ impl VarsrApp {
             && self.state.rerender_at.is_none()
             && self.state.exporting == 0
             && self.state.playing.is_none()
-            && self.state.trust_busy.is_none()
+            && !self.state.trust_busy
+            && self.missing_trust().is_none()
             && !matches!(self.state.model, ModelStatus::Loading(_))
             && !self.tasks.dialog_open
     }

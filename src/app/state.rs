@@ -213,8 +213,8 @@ pub struct State {
     pub picture_rects: Vec<egui::Rect>,
     /// The result pane shows the selected result's trust map (T).
     pub trust_view: bool,
-    /// The result and kind of the trust map being computed.
-    pub trust_busy: Option<(Picture, crate::imaging::trust::TrustMap)>,
+    /// A trust map is being computed (one at a time).
+    pub trust_busy: bool,
 }
 
 impl Default for State {
@@ -244,7 +244,7 @@ impl Default for State {
             pane_size: Vec2::new(800.0, 600.0),
             picture_rects: Vec::new(),
             trust_view: false,
-            trust_busy: None,
+            trust_busy: false,
         }
     }
 }

@@ -60,23 +60,34 @@ pub fn overlay_of(sample: &Sample, map: TrustMap) -> Option<&TrustOverlay> {
 }
 
 impl VarsrApp {
-    /// Starts the map the trust view needs for the selected result, unless it exists or is
+    /// The map the trust view shows but the selected result does not have yet.
+    pub(super) fn missing_trust(&self) -> Option<TrustMap> {
+        let map = self.settings.trust_map;
+        let sample = self.state.selected_sample()?;
+        let needed = self.state.trust_view
+            && self.state.input.is_some()
+            && !sample.partial
+            && overlay_of(sample, map).is_none();
+        needed.then_some(map)
+    }
+
+    /// Starts the map the trust view needs for the selected result, unless it exists or one is
     /// being computed. Called every frame; cheap when there is nothing to do.
     pub(super) fn request_trust(&mut self) {
-        if !self.state.trust_view || self.state.trust_busy.is_some() {
+        if self.state.trust_busy {
             return;
         }
-        let map = self.settings.trust_map;
+        let Some(map) = self.missing_trust() else {
+            return;
+        };
         let (Some(input), Some(sample)) = (&self.state.input, self.state.selected_sample()) else {
             return;
         };
-        if sample.partial || overlay_of(sample, map).is_some() {
-            return;
-        }
-        let lr: RgbImage = input.image.picture.as_ref().convert();
+        let input = Arc::clone(&input.image.picture);
         let result = Arc::clone(&sample.image);
-        self.state.trust_busy = Some((Arc::clone(&result), map));
+        self.state.trust_busy = true;
         self.tasks.spawn("trust", move || {
+            let lr: RgbImage = input.as_ref().convert();
             let sr: RgbImage = result.as_ref().convert();
             let t = trust(map, &lr, &sr);
             Done::Trust(Box::new(TrustDone {
@@ -90,7 +101,7 @@ impl VarsrApp {
     }
 
     pub(super) fn on_trust(&mut self, done: TrustDone) {
-        self.state.trust_busy = None;
+        self.state.trust_busy = false;
         // The result may have gone (a new run, another file) while the map was computed.
         let Some(sample) = self
             .state

@@ -9,7 +9,6 @@
 
 use image::{Rgb, RgbImage, RgbaImage};
 
-use super::metrics::{Plane, rgb_to_y};
 use super::pil_resize::resize_rgb;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -58,64 +57,61 @@ impl TrustMap {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trust {
     pub map: TrustMap,
-    /// Per output pixel, row-major, luma levels.
-    pub values: Plane,
+    pub width: usize,
+    pub height: usize,
+    /// Per output pixel, row-major, luma levels (f32: a 64 MP result's map is 256 MB already).
+    pub values: Vec<f32>,
     pub mean: f64,
     /// Share of output pixels at or above half the map's full scale.
     pub strong_share: f64,
 }
 
+/// Luma (BT.601, studio range), as [`super::metrics::rgb_to_y`] but in f32 per pixel.
+fn luma(p: &Rgb<u8>) -> f32 {
+    let [r, g, b] = p.0.map(f32::from);
+    16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+}
+
+fn luma_diff(a: &RgbImage, b: &RgbImage) -> Vec<f32> {
+    a.pixels()
+        .zip(b.pixels())
+        .map(|(x, y)| (luma(x) - luma(y)).abs())
+        .collect()
+}
+
 /// Computes `map` for a `result` made from `input` (any sizes; alpha is ignored).
 pub fn trust(map: TrustMap, input: &RgbImage, result: &RgbImage) -> Trust {
-    let (w, h) = result.dimensions();
+    let (w, h) = (result.width() as usize, result.height() as usize);
     let values = match map {
-        TrustMap::Invented => {
-            let base = resize_rgb(input, w, h);
-            abs_diff(&rgb_to_y(result), &rgb_to_y(&base))
-        }
+        TrustMap::Invented => luma_diff(result, &resize_rgb(input, w as u32, h as u32)),
         TrustMap::Inconsistency => {
             let small = resize_rgb(result, input.width(), input.height());
-            let d = abs_diff(&rgb_to_y(&small), &rgb_to_y(input));
-            spread(&d, w as usize, h as usize)
+            let d = luma_diff(&small, input);
+            spread(&d, input.width() as usize, input.height() as usize, w, h)
         }
     };
-    let n = values.data.len().max(1) as f64;
-    let half = map.full_scale() as f64 / 2.0;
+    let n = values.len().max(1) as f64;
+    let half = map.full_scale() / 2.0;
     Trust {
         map,
-        mean: values.data.iter().sum::<f64>() / n,
-        strong_share: values.data.iter().filter(|&&v| v >= half).count() as f64 / n,
+        width: w,
+        height: h,
+        mean: values.iter().map(|&v| v as f64).sum::<f64>() / n,
+        strong_share: values.iter().filter(|&&v| v >= half).count() as f64 / n,
         values,
     }
 }
 
-fn abs_diff(a: &Plane, b: &Plane) -> Plane {
-    Plane {
-        width: a.width,
-        height: a.height,
-        data: a
-            .data
-            .iter()
-            .zip(&b.data)
-            .map(|(x, y)| (x - y).abs())
-            .collect(),
-    }
-}
-
-/// Nearest-neighbour enlargement of `p` to `w × h` (each input pixel's value over the output
-/// pixels whose centres fall in it).
-fn spread(p: &Plane, w: usize, h: usize) -> Plane {
+/// Nearest-neighbour enlargement of the `sw × sh` plane `p` to `w × h` (each source pixel's
+/// value over the output pixels whose centres fall in it).
+fn spread(p: &[f32], sw: usize, sh: usize, w: usize, h: usize) -> Vec<f32> {
     let src = |o: usize, out: usize, inn: usize| ((o * 2 + 1) * inn / (out * 2)).min(inn - 1);
     let mut data = Vec::with_capacity(w * h);
     for y in 0..h {
-        let row = src(y, h, p.height) * p.width;
-        data.extend((0..w).map(|x| p.data[row + src(x, w, p.width)]));
+        let row = src(y, h, sh) * sw;
+        data.extend((0..w).map(|x| p[row + src(x, w, sw)]));
     }
-    Plane {
-        width: w,
-        height: h,
-        data,
-    }
+    data
 }
 
 /// The heat colour of `t` in [0, 1]: dark blue through magenta and orange to pale yellow, its
@@ -140,17 +136,16 @@ pub fn heat(t: f32) -> Rgb<u8> {
 /// proportion to the difference (full colour at the map's full scale).
 pub fn render(trust: &Trust, result: &RgbImage) -> RgbaImage {
     let full = trust.map.full_scale();
-    let luma = rgb_to_y(result);
-    RgbaImage::from_fn(result.width(), result.height(), |x, y| {
-        let i = y as usize * trust.values.width + x as usize;
-        let t = (trust.values.data[i] as f32 / full).min(1.0);
-        let grey = ((luma.data[i] as f32 - 16.0) * (255.0 / 219.0) * 0.35).clamp(0.0, 255.0);
+    let mut out = RgbaImage::new(result.width(), result.height());
+    for ((px, dst), &v) in result.pixels().zip(out.pixels_mut()).zip(&trust.values) {
+        let t = (v / full).min(1.0);
+        let grey = ((luma(px) - 16.0) * (255.0 / 219.0) * 0.35).clamp(0.0, 255.0);
         let hot = heat(t).0;
         let a = (t * 1.5).min(1.0);
-        let px: [u8; 3] =
-            std::array::from_fn(|c| (grey + (hot[c] as f32 - grey) * a).round() as u8);
-        image::Rgba([px[0], px[1], px[2], 255])
-    })
+        let c: [u8; 3] = std::array::from_fn(|i| (grey + (hot[i] as f32 - grey) * a).round() as u8);
+        *dst = image::Rgba([c[0], c[1], c[2], 255]);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ fn invented_detail_is_zero_for_bicubic_and_the_added_luma_elsewhere() {
     let mut result = resize_rgb(&input, 64, 48);
     let t = trust(TrustMap::Invented, &input, &result);
     assert!(
-        t.values.data.iter().all(|&v| v < 1e-9),
+        t.values.iter().all(|&v| v < 1e-4),
         "bicubic invents nothing"
     );
     // +20 on R, G and B is +20·(65.481+128.553+24.966)/255 = +17.176… luma levels (strong: at
@@ -40,16 +40,16 @@ fn invented_detail_is_zero_for_bicubic_and_the_added_luma_elsewhere() {
     let levels = |add: u8| add as f64 * 219.0 / 255.0;
     for y in 0..48u32 {
         for x in 0..64u32 {
-            let v = t.values.data[(y * 64 + x) as usize];
+            let v = t.values[(y * 64 + x) as usize] as f64;
             let expect = blocks
                 .iter()
                 .find(|(ys, xs, _)| ys.contains(&y) && xs.contains(&x))
                 .map_or(0.0, |b| levels(b.2));
-            assert!((v - expect).abs() < 1e-9, "({x},{y}): {v}");
+            assert!((v - expect).abs() < 1e-4, "({x},{y}): {v}");
         }
     }
     let mean = (100.0 * levels(20) + 50.0 * levels(10)) / 3072.0;
-    assert!((t.mean - mean).abs() < 1e-9, "{} vs {mean}", t.mean);
+    assert!((t.mean - mean).abs() < 1e-5, "{} vs {mean}", t.mean);
     assert!((t.strong_share - 100.0 / 3072.0).abs() < 1e-12);
 }
 
@@ -58,19 +58,19 @@ fn disagreement_is_the_luma_offset_of_flat_images_and_spreads_over_the_output() 
     let input = RgbImage::from_pixel(5, 3, Rgb([100, 100, 100]));
     let result = RgbImage::from_pixel(20, 12, Rgb([110, 110, 110]));
     let t = trust(TrustMap::Inconsistency, &input, &result);
-    assert_eq!((t.values.width, t.values.height), (20, 12));
+    assert_eq!((t.width, t.height, t.values.len()), (20, 12, 240));
     let want = 10.0 * 219.0 / 255.0;
-    assert!(t.values.data.iter().all(|&v| (v - want).abs() < 1e-9));
+    assert!(t.values.iter().all(|&v| (v as f64 - want).abs() < 1e-4));
     // One bright input pixel: its disagreement covers the 4×4 output pixels it became.
     let mut input = RgbImage::from_pixel(5, 3, Rgb([110, 110, 110]));
     input.put_pixel(2, 1, Rgb([150, 150, 150]));
     let t = trust(TrustMap::Inconsistency, &input, &result);
     for y in 0..12usize {
         for x in 0..20usize {
-            let v = t.values.data[y * 20 + x];
+            let v = t.values[y * 20 + x] as f64;
             let inside = (4..8).contains(&y) && (8..12).contains(&x);
             let expect = if inside { 40.0 * 219.0 / 255.0 } else { 0.0 };
-            assert!((v - expect).abs() < 1e-9, "({x},{y}): {v}");
+            assert!((v - expect).abs() < 1e-4, "({x},{y}): {v}");
         }
     }
 }
