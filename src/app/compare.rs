@@ -136,7 +136,13 @@ fn toolbar(ui: &mut Ui, settings: &Settings, state: &State, cmds: &mut Vec<Comma
         ui.separator();
         trust_controls(ui, settings, state, cmds);
         ui.separator();
-        ui.label(RichText::new("Hold Space for the input · scroll zooms · drag pans").weak());
+        // Elided rather than widening the panel past the window when the toolbar is full.
+        ui.add(
+            egui::Label::new(
+                RichText::new("Hold Space for the input · scroll zooms · drag pans").weak(),
+            )
+            .truncate(),
+        );
     });
 }
 
