@@ -347,6 +347,52 @@ fn existing_outputs_sizes_and_names() {
     assert_eq!(img.to_rgb8().dimensions(), (100, 75));
 }
 
+/// `--trust-map invented` writes the heat map beside the output and prints its mean, which is the
+/// mean luma difference between the written output and a Pillow-bicubic enlargement of the input.
+#[test]
+fn trust_map_is_written_beside_the_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("photo.png");
+    let lr = picture(40, 30);
+    lr.save(&input).unwrap();
+    let o = upscale(
+        &[&input],
+        &["--name", "{stem}_up.{ext}", "--trust-map", "invented"],
+    );
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let out = image::open(tmp.path().join("photo_up.png"))
+        .unwrap()
+        .to_rgb8();
+    let map_path = tmp.path().join("photo_up_trust-invented.png");
+    let map = image::open(&map_path)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+        .to_rgb8();
+    assert_eq!(map.dimensions(), out.dimensions());
+    let printed: f64 = stdout
+        .split("mean ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no mean in {stdout}"));
+    let luma = |p: &Rgb<u8>| {
+        let [r, g, b] = p.0.map(f64::from);
+        16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+    };
+    let base = varsr::imaging::resize_rgb(&lr, out.width(), out.height());
+    let want = out
+        .pixels()
+        .zip(base.pixels())
+        .map(|(a, b)| (luma(a) - luma(b)).abs())
+        .sum::<f64>()
+        / (out.width() * out.height()) as f64;
+    assert!(want > 0.0, "the random model changes something");
+    assert!(
+        (printed - want).abs() < 0.006,
+        "printed {printed}, computed {want}"
+    );
+}
+
 /// `convert` writes a safetensors file that `info` reads and that upscales exactly like the
 /// released-format checkpoints it came from.
 #[test]

@@ -13,6 +13,7 @@ use super::device::{self, DeviceArg, Precision};
 use super::image_io::{self, Extras, Format, SaveError};
 use super::inputs::{self, InputFile};
 use super::naming::{self, NameFields};
+use crate::imaging::trust::{self, TrustMap};
 use crate::pipeline::engine::{Engine, ModelSpec};
 use crate::pipeline::upscale::{self as up, TargetSize, UpscaleOptions, UpscaleOutput};
 use crate::pipeline::{SamplingParams, SeededNoise};
@@ -113,9 +114,30 @@ pub struct UpscaleArgs {
     #[arg(long)]
     pub keep_metadata: bool,
 
+    /// Also write the trust view's heat map of each result beside it as PNG
+    /// (`<output name>_trust-<map>.png`): `invented` shows the detail drawn over a bicubic
+    /// enlargement of the input, `inconsistency` where the result shrunk back disagrees with it.
+    #[arg(long, value_enum, value_name = "MAP")]
+    pub trust_map: Option<TrustArg>,
+
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrustArg {
+    Invented,
+    Inconsistency,
+}
+
+impl TrustArg {
+    fn map(self) -> TrustMap {
+        match self {
+            TrustArg::Invented => TrustMap::Invented,
+            TrustArg::Inconsistency => TrustMap::Inconsistency,
+        }
+    }
 }
 
 fn parse_cfg(s: &str) -> Result<f32, String> {
@@ -240,7 +262,8 @@ struct Tally {
 }
 
 enum Outcome {
-    Written(PathBuf),
+    /// The output, and what happened to its trust map if one was asked for.
+    Written(PathBuf, Option<String>),
     Skipped(PathBuf),
 }
 
@@ -278,13 +301,16 @@ pub fn run(args: UpscaleArgs) -> ExitCode {
         let started = Instant::now();
         let label = format!("[{}/{total}] {}", i + 1, short_name(&input.path));
         match process(&args, input, &label, &mut model, &mut planned) {
-            Ok(Outcome::Written(out)) => {
+            Ok(Outcome::Written(out, trust_note)) => {
                 tally.written += 1;
                 println!(
                     "wrote   {} ({:.1} s)",
                     out.display(),
                     started.elapsed().as_secs_f64()
                 );
+                if let Some(note) = trust_note {
+                    println!("{note}");
+                }
             }
             Ok(Outcome::Skipped(out)) => {
                 tally.skipped += 1;
@@ -359,9 +385,57 @@ fn process(
         &extras,
         args.overwrite,
     ) {
-        Ok(()) => Ok(Outcome::Written(out_path)),
+        Ok(()) => {
+            let note = args
+                .trust_map
+                .map(|m| write_trust(m.map(), &image.rgb, &out.rgb, &out_path, args.overwrite));
+            Ok(Outcome::Written(out_path, note))
+        }
         Err(SaveError::Exists(p)) => Ok(Outcome::Skipped(p)),
         Err(SaveError::Failed(m)) => Err(m),
+    }
+}
+
+/// Writes the trust map of `result` beside `out_path`; returns the line to print (the map's
+/// figures, or why it was not written: the result itself is kept either way).
+fn write_trust(
+    map: TrustMap,
+    input: &image::RgbImage,
+    result: &image::RgbImage,
+    out_path: &Path,
+    overwrite: bool,
+) -> String {
+    let t = trust::trust(map, input, result);
+    let picture = image::DynamicImage::ImageRgba8(trust::render(&t, result)).to_rgb8();
+    let suffix = match map {
+        TrustMap::Invented => "invented",
+        TrustMap::Inconsistency => "inconsistency",
+    };
+    let stem = out_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = out_path.with_file_name(format!("{stem}_trust-{suffix}.png"));
+    let options = crate::imaging::SaveOptions {
+        format: crate::imaging::OutputFormat::Png,
+        settings_json: None,
+        icc: None,
+        exif: None,
+        overwrite,
+    };
+    match crate::imaging::save(&path, &picture, None, &options) {
+        Ok(()) => format!(
+            "trust   {} (mean {:.2} luma levels, {:.2} % of pixels ≥ {:.0})",
+            path.display(),
+            t.mean,
+            t.strong_share * 100.0,
+            map.full_scale() / 2.0
+        ),
+        Err(crate::imaging::ImagingError::AlreadyExists { path }) => format!(
+            "skipped {}: exists (--overwrite replaces it)",
+            path.display()
+        ),
+        Err(e) => format!("trust map not written: {e}"),
     }
 }
 
