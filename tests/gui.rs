@@ -341,10 +341,12 @@ fn rerun_from_a_scale_keeps_the_coarser_scales() {
 
 #[test]
 fn the_trust_view_maps_the_result_against_the_input() {
-    use varsr::imaging::trust::{TrustMap, trust};
+    use varsr::imaging::trust::{TrustMap, render, trust};
     let dir = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
     let photo = write_photo(dir.path(), "photo.png", 40, 30);
     let mut h = harness(vec![photo]);
+    h.state_mut().settings.last_export_dir = Some(out_dir.path().to_path_buf());
     ready(&mut h);
     h.key_press(Key::Enter);
     wait_idle(&mut h, "the result");
@@ -366,6 +368,17 @@ fn the_trust_view_maps_the_result_against_the_input() {
     );
     assert!(want.mean > 0.0, "a random model invents something");
     h.get_by_label_contains("Trust view · What was invented · mean");
+
+    // Exported as shown, under the result's name.
+    h.get_by_label("Trust map").click();
+    wait_idle(&mut h, "the export of the map");
+    let saved = out_dir
+        .path()
+        .join("photo_varsr_x4_cfg6_seed42_trust-invented.png");
+    let saved = image::open(&saved)
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", h.state().log.text()))
+        .to_rgba8();
+    assert_eq!(saved, render(&want, &result));
 
     // The other map, from the menu next to the toggle; the first is kept.
     h.get_by_role_and_label(egui::accesskit::Role::ComboBox, "Map")

@@ -134,6 +134,12 @@ fn file_menu(ui: &mut Ui, settings: &Settings, state: &State, cmds: &mut Vec<Com
             cmds.push(Command::ExportContactSheet);
         }
         if ui
+            .add_enabled(state.trust_view, egui::Button::new("Export the trust map"))
+            .clicked()
+        {
+            cmds.push(Command::ExportTrustMap);
+        }
+        if ui
             .add(egui::Button::new("Copy result").shortcut_text("Ctrl+C"))
             .clicked()
         {
@@ -427,6 +433,9 @@ fn result_section(ui: &mut Ui, settings: &mut Settings, state: &State, cmds: &mu
             }
             if ui.button("Contact sheet").clicked() {
                 cmds.push(Command::ExportContactSheet);
+            }
+            if state.trust_view && ui.button("Trust map").clicked() {
+                cmds.push(Command::ExportTrustMap);
             }
         });
     });

@@ -10,6 +10,7 @@ use super::settings::ExportFormat;
 use super::state::{ExportWhat, PendingOverwrite, Sample, State};
 use super::tasks::Done;
 use super::{Command, VarsrApp};
+use crate::imaging::trust::TrustMap;
 use crate::worker::Picture;
 
 /// Fills the name template; the result is a file name without extension, safe on every system.
@@ -107,6 +108,7 @@ impl ExportJob {
                 let sheet = contact_sheet(&self.scales, &self.image);
                 self.save(&sheet, ExportFormat::Png)
             }
+            ExportWhat::TrustMap => self.save(&self.image, ExportFormat::Png),
         }
     }
 
@@ -225,6 +227,13 @@ impl VarsrApp {
             ExportWhat::Image => format!("{stem}.{}", self.settings.export_format.extension()),
             ExportWhat::Gif => format!("{stem}_scales.gif"),
             ExportWhat::ContactSheet => format!("{stem}_scales.png"),
+            ExportWhat::TrustMap => {
+                let kind = match self.settings.trust_map {
+                    TrustMap::Invented => "invented",
+                    TrustMap::Inconsistency => "inconsistency",
+                };
+                format!("{stem}_trust-{kind}.png")
+            }
         };
         Some(self.export_dir().join(name))
     }
@@ -234,6 +243,7 @@ impl VarsrApp {
             Command::Export => self.export_default(ExportWhat::Image),
             Command::ExportGif => self.export_default(ExportWhat::Gif),
             Command::ExportContactSheet => self.export_default(ExportWhat::ContactSheet),
+            Command::ExportTrustMap => self.export_default(ExportWhat::TrustMap),
             Command::ExportAs => {
                 let Some(path) = self.default_path(ExportWhat::Image) else {
                     self.state.notice = Some("Nothing to export yet.".into());
@@ -283,7 +293,12 @@ impl VarsrApp {
             self.state.notice = Some("Nothing to export yet: upscale an image first.".into());
             return;
         };
-        if what != ExportWhat::Image
+        if what == ExportWhat::TrustMap && self.shown_trust_map().is_none() {
+            self.state.notice =
+                Some("No trust map to export yet: turn on the trust view (T) first.".into());
+            return;
+        }
+        if matches!(what, ExportWhat::Gif | ExportWhat::ContactSheet)
             && self
                 .state
                 .selected_sample()
@@ -335,7 +350,13 @@ impl VarsrApp {
             settings_json,
             icc,
             exif,
-            image: Arc::clone(&sample.image),
+            image: match what {
+                ExportWhat::TrustMap => match self.shown_trust_map() {
+                    Some(map) => map,
+                    None => return,
+                },
+                _ => Arc::clone(&sample.image),
+            },
             scales: sample.scales.pictures(),
             overwrite,
         };

@@ -84,6 +84,7 @@ pub enum Command {
     ExportAs,
     ExportGif,
     ExportContactSheet,
+    ExportTrustMap,
     ConfirmOverwrite,
     KeepBoth,
     DismissOverwrite,
@@ -289,6 +290,7 @@ impl VarsrApp {
             | Command::ExportAs
             | Command::ExportGif
             | Command::ExportContactSheet
+            | Command::ExportTrustMap
             | Command::ConfirmOverwrite
             | Command::KeepBoth
             | Command::DismissOverwrite

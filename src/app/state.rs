@@ -159,6 +159,8 @@ pub enum ExportWhat {
     Image,
     Gif,
     ContactSheet,
+    /// The trust view's map of the result, as shown.
+    TrustMap,
 }
 
 /// Frame-time statistics, for the measurement example and the status line.

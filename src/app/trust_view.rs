@@ -17,6 +17,8 @@ use crate::worker::Picture;
 /// A computed map, ready to draw.
 pub struct TrustOverlay {
     pub map: TrustMap,
+    /// The map as drawn, for export.
+    pub image: Picture,
     pub texture: TiledTexture,
     pub mean: f64,
     pub strong_share: f64,
@@ -60,6 +62,12 @@ pub fn overlay_of(sample: &Sample, map: TrustMap) -> Option<&TrustOverlay> {
 }
 
 impl VarsrApp {
+    /// The selected result's map of the kind the trust view shows, if computed.
+    pub(super) fn shown_trust_map(&self) -> Option<Picture> {
+        let sample = self.state.selected_sample()?;
+        overlay_of(sample, self.settings.trust_map).map(|t| Arc::clone(&t.image))
+    }
+
     /// The map the trust view shows but the selected result does not have yet.
     pub(super) fn missing_trust(&self) -> Option<TrustMap> {
         let map = self.settings.trust_map;
@@ -115,6 +123,7 @@ impl VarsrApp {
         sample.trust.retain(|t| t.map != done.map);
         sample.trust.push(TrustOverlay {
             map: done.map,
+            image: Arc::new(done.image),
             texture,
             mean: done.mean,
             strong_share: done.strong_share,
