@@ -359,11 +359,11 @@ fn the_trust_view_maps_the_result_against_the_input() {
     let result = rgb(&sample.image);
     assert_eq!(sample.trust.len(), 1);
     let shown = &sample.trust[0];
-    assert_eq!(shown.map, TrustMap::Invented);
+    assert_eq!(shown.figures.map, TrustMap::Invented);
     assert_eq!(shown.texture.size(), [160, 120]);
     let want = trust(TrustMap::Invented, &input, &result);
     assert_eq!(
-        shown.mean, want.mean,
+        shown.figures.mean, want.mean,
         "the map of the shown result and input"
     );
     assert!(want.mean > 0.0, "a random model invents something");
@@ -391,7 +391,7 @@ fn the_trust_view_maps_the_result_against_the_input() {
     let sample = app.state.selected_sample().unwrap();
     assert_eq!(sample.trust.len(), 2);
     let want = trust(TrustMap::Inconsistency, &input, &result);
-    assert_eq!(sample.trust[1].mean, want.mean);
+    assert_eq!(sample.trust[1].figures.mean, want.mean);
     h.get_by_label_contains("Trust view · Disagreement with the input");
 
     // T again: the result itself.

@@ -10,7 +10,6 @@ use super::settings::ExportFormat;
 use super::state::{ExportWhat, PendingOverwrite, Sample, State};
 use super::tasks::Done;
 use super::{Command, VarsrApp};
-use crate::imaging::trust::TrustMap;
 use crate::worker::Picture;
 
 /// Fills the name template; the result is a file name without extension, safe on every system.
@@ -227,13 +226,7 @@ impl VarsrApp {
             ExportWhat::Image => format!("{stem}.{}", self.settings.export_format.extension()),
             ExportWhat::Gif => format!("{stem}_scales.gif"),
             ExportWhat::ContactSheet => format!("{stem}_scales.png"),
-            ExportWhat::TrustMap => {
-                let kind = match self.settings.trust_map {
-                    TrustMap::Invented => "invented",
-                    TrustMap::Inconsistency => "inconsistency",
-                };
-                format!("{stem}_trust-{kind}.png")
-            }
+            ExportWhat::TrustMap => format!("{stem}_trust-{}.png", self.settings.trust_map.slug()),
         };
         Some(self.export_dir().join(name))
     }

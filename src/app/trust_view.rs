@@ -11,28 +11,24 @@ use super::VarsrApp;
 use super::state::Sample;
 use super::tasks::Done;
 use super::textures::TiledTexture;
-use crate::imaging::trust::{TrustMap, render, trust};
+use crate::imaging::trust::{TrustFigures, TrustMap, render, trust};
 use crate::worker::Picture;
 
 /// A computed map, ready to draw.
 pub struct TrustOverlay {
-    pub map: TrustMap,
+    pub figures: TrustFigures,
     /// The map as drawn, for export.
     pub image: Picture,
     pub texture: TiledTexture,
-    pub mean: f64,
-    pub strong_share: f64,
 }
 
 impl TrustOverlay {
     /// What the pane's corner says about it.
     pub fn label(&self) -> String {
         format!(
-            "Trust view · {} · mean {:.1} levels · {:.1} % of pixels ≥ {:.0}",
-            self.map.label(),
-            self.mean,
-            self.strong_share * 100.0,
-            self.map.full_scale() / 2.0
+            "Trust view · {} · {}",
+            self.figures.map.label(),
+            self.figures
         )
     }
 }
@@ -40,25 +36,22 @@ impl TrustOverlay {
 /// The finished map of one result, as the background task returns it.
 pub struct TrustDone {
     pub result: Picture,
-    pub map: TrustMap,
+    pub figures: TrustFigures,
     pub image: RgbaImage,
-    pub mean: f64,
-    pub strong_share: f64,
 }
 
 impl std::fmt::Debug for TrustDone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrustDone")
-            .field("map", &self.map)
+            .field("figures", &self.figures)
             .field("size", &self.image.dimensions())
-            .field("mean", &self.mean)
             .finish_non_exhaustive()
     }
 }
 
 /// The overlay of `sample` for `map`, if it is computed.
 pub fn overlay_of(sample: &Sample, map: TrustMap) -> Option<&TrustOverlay> {
-    sample.trust.iter().find(|t| t.map == map)
+    sample.trust.iter().find(|t| t.figures.map == map)
 }
 
 impl VarsrApp {
@@ -101,9 +94,7 @@ impl VarsrApp {
             Done::Trust(Box::new(TrustDone {
                 image: render(&t, &sr),
                 result,
-                map,
-                mean: t.mean,
-                strong_share: t.strong_share,
+                figures: t.figures(),
             }))
         });
     }
@@ -120,20 +111,14 @@ impl VarsrApp {
             return;
         };
         let texture = TiledTexture::new(&self.ctx, "trust", &done.image);
-        sample.trust.retain(|t| t.map != done.map);
+        let figures = done.figures;
+        sample.trust.retain(|t| t.figures.map != figures.map);
         sample.trust.push(TrustOverlay {
-            map: done.map,
+            figures,
             image: Arc::new(done.image),
             texture,
-            mean: done.mean,
-            strong_share: done.strong_share,
         });
-        self.log.push(format!(
-            "Trust view ({}): mean {:.2} levels, {:.2} % of pixels ≥ {:.0}",
-            done.map.label(),
-            done.mean,
-            done.strong_share * 100.0,
-            done.map.full_scale() / 2.0
-        ));
+        self.log
+            .push(format!("Trust view ({}): {figures}", figures.map.label()));
     }
 }

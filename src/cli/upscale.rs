@@ -407,15 +407,11 @@ fn write_trust(
 ) -> String {
     let t = trust::trust(map, input, result);
     let picture = image::DynamicImage::ImageRgba8(trust::render(&t, result)).to_rgb8();
-    let suffix = match map {
-        TrustMap::Invented => "invented",
-        TrustMap::Inconsistency => "inconsistency",
-    };
     let stem = out_path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let path = out_path.with_file_name(format!("{stem}_trust-{suffix}.png"));
+    let path = out_path.with_file_name(format!("{stem}_trust-{}.png", map.slug()));
     let options = crate::imaging::SaveOptions {
         format: crate::imaging::OutputFormat::Png,
         settings_json: None,
@@ -424,13 +420,7 @@ fn write_trust(
         overwrite,
     };
     match crate::imaging::save(&path, &picture, None, &options) {
-        Ok(()) => format!(
-            "trust   {} (mean {:.2} luma levels, {:.2} % of pixels ≥ {:.0})",
-            path.display(),
-            t.mean,
-            t.strong_share * 100.0,
-            map.full_scale() / 2.0
-        ),
+        Ok(()) => format!("trust   {} ({})", path.display(), t.figures()),
         Err(crate::imaging::ImagingError::AlreadyExists { path }) => format!(
             "skipped {}: exists (--overwrite replaces it)",
             path.display()

@@ -25,18 +25,18 @@ pub struct Plane {
     pub data: Vec<f64>,
 }
 
+/// Luma (BT.601, studio range) of one 8-bit RGB pixel, unrounded.
+pub fn luma(p: &image::Rgb<u8>) -> f64 {
+    let [r, g, b] = p.0.map(f64::from);
+    16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+}
+
 /// Luma (BT.601, studio range) of an 8-bit RGB image, unrounded.
 pub fn rgb_to_y(img: &RgbImage) -> Plane {
     Plane {
         width: img.width() as usize,
         height: img.height() as usize,
-        data: img
-            .pixels()
-            .map(|p| {
-                let [r, g, b] = p.0.map(f64::from);
-                16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
-            })
-            .collect(),
+        data: img.pixels().map(luma).collect(),
     }
 }
 

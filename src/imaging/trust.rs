@@ -9,6 +9,7 @@
 
 use image::{Rgb, RgbImage, RgbaImage};
 
+use super::metrics::luma;
 use super::pil_resize::resize_rgb;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -42,6 +43,14 @@ impl TrustMap {
         }
     }
 
+    /// The map's name in file names (`photo_trust-invented.png`).
+    pub fn slug(self) -> &'static str {
+        match self {
+            TrustMap::Invented => "invented",
+            TrustMap::Inconsistency => "inconsistency",
+        }
+    }
+
     /// The difference (luma levels) shown at full colour. On Set5 the detail real photos have over
     /// bicubic reaches 22–66 levels at its 99th percentile (the built-in model's invented detail
     /// 9–13); a faithful result's disagreement is a few levels.
@@ -66,17 +75,42 @@ pub struct Trust {
     pub strong_share: f64,
 }
 
-/// Luma (BT.601, studio range), as [`super::metrics::rgb_to_y`] but in f32 per pixel.
-fn luma(p: &Rgb<u8>) -> f32 {
-    let [r, g, b] = p.0.map(f32::from);
-    16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
-}
-
+/// Per pixel `|Y(a) − Y(b)|`, kept as f32 (no f64 planes of the whole image).
 fn luma_diff(a: &RgbImage, b: &RgbImage) -> Vec<f32> {
     a.pixels()
         .zip(b.pixels())
-        .map(|(x, y)| (luma(x) - luma(y)).abs())
+        .map(|(x, y)| (luma(x) - luma(y)).abs() as f32)
         .collect()
+}
+
+/// What a map shows at a glance: its mean and its share of strong differences.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrustFigures {
+    pub map: TrustMap,
+    pub mean: f64,
+    pub strong_share: f64,
+}
+
+impl std::fmt::Display for TrustFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "mean {:.2} luma levels, {:.2} % of pixels ≥ {:.0}",
+            self.mean,
+            self.strong_share * 100.0,
+            self.map.full_scale() / 2.0
+        )
+    }
+}
+
+impl Trust {
+    pub fn figures(&self) -> TrustFigures {
+        TrustFigures {
+            map: self.map,
+            mean: self.mean,
+            strong_share: self.strong_share,
+        }
+    }
 }
 
 /// Computes `map` for a `result` made from `input` (any sizes; alpha is ignored).
@@ -139,7 +173,7 @@ pub fn render(trust: &Trust, result: &RgbImage) -> RgbaImage {
     let mut out = RgbaImage::new(result.width(), result.height());
     for ((px, dst), &v) in result.pixels().zip(out.pixels_mut()).zip(&trust.values) {
         let t = (v / full).min(1.0);
-        let grey = ((luma(px) - 16.0) * (255.0 / 219.0) * 0.35).clamp(0.0, 255.0);
+        let grey = ((luma(px) as f32 - 16.0) * (255.0 / 219.0) * 0.35).clamp(0.0, 255.0);
         let hot = heat(t).0;
         let a = (t * 1.5).min(1.0);
         let c: [u8; 3] = std::array::from_fn(|i| (grey + (hot[i] as f32 - grey) * a).round() as u8);
