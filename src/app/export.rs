@@ -333,8 +333,10 @@ impl VarsrApp {
         let input = self.state.input.as_ref().map(|i| &i.image);
         let keep = self.settings.write_metadata;
         let settings_json = keep.then(|| settings_json(&model, input_path.as_deref(), sample));
-        let icc = input.and_then(|i| i.icc.clone());
-        let exif = input.and_then(|i| i.exif.clone()).filter(|_| keep);
+        // The photo's colour profile and EXIF describe the photo, not a heat map of it.
+        let photo = what != ExportWhat::TrustMap;
+        let icc = input.and_then(|i| i.icc.clone()).filter(|_| photo);
+        let exif = input.and_then(|i| i.exif.clone()).filter(|_| keep && photo);
         let job = ExportJob {
             path: path.clone(),
             what,
