@@ -7,9 +7,13 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use super::tests::{max_diff, randomize, tiny_vqvae};
+use super::diffusion::DiffusionLoss;
+use super::fast_modules::FastConEmbedding;
+use super::tests::{max_diff, randomize, tiny_var, tiny_vqvae};
 use super::tokenizer::{Tokenizer, code_neighbours, corrupt_ids, targets, targets_fed};
-use super::transformer::latent_distance;
+use super::transformer::{Batch, LossOptions, latent_distance, losses};
+use super::{init, mask};
+use crate::model::var::Var;
 use crate::ops::resample::area;
 
 fn tokenizer(seed: u64) -> Result<Tokenizer> {
@@ -170,5 +174,52 @@ fn latent_distance_is_the_distance_of_the_expected_code_vector() -> Result<()> {
     )?;
     let zero = latent_distance(&onehot, &Tensor::new(&[9u32], &dev)?, &e)?.to_vec1::<f32>()?;
     assert!(zero[0] < 1e-8, "{}", zero[0]);
+    Ok(())
+}
+
+#[test]
+fn the_latent_loss_is_added_to_the_total_only_when_weighted() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let tok = tokenizer(10)?;
+    let cfg = tiny_var();
+    let img = Tensor::randn(0f32, 0.5, (2, 3, 8, 8), &dev)?;
+    let batch = Batch {
+        lr: (img.clone() * 0.5)?,
+        labels: Tensor::new(&[0u32, 1], &dev)?,
+        targets: targets(&tok, &img, &cfg.patch_nums)?,
+    };
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
+    let enc = FastConEmbedding::new(&cfg.encoder_channels, cfg.embed_dim, vb.pp("con_embedding"))?;
+    let var = Var::new(cfg.clone(), vb)?;
+    init::init_var(&vm, &cfg, &mut StdRng::seed_from_u64(1))?;
+    let m = mask::block_causal(16, &cfg.patch_nums, &dev)?;
+    let dl = DiffusionLoss::default();
+    // The same seed: the refiner's noise, and so its loss, is the same in both calls.
+    let run = |w: f64| {
+        let opts = LossOptions {
+            diff_mul: 1,
+            scale_balanced: true,
+            latent_weight: w,
+        };
+        losses(
+            &var,
+            &enc,
+            &m,
+            &batch,
+            &dl,
+            opts,
+            &mut StdRng::seed_from_u64(3),
+        )
+    };
+    let (plain, weighted) = (run(0.0)?, run(2.5)?);
+    assert_eq!(plain.latent, None, "not computed when not trained on");
+    let latent = weighted.latent.expect("computed when weighted");
+    assert!(latent > 0.0);
+    let added = weighted.total.to_scalar::<f32>()? - plain.total.to_scalar::<f32>()?;
+    assert!(
+        (added - 2.5 * latent).abs() < 1e-4 * (1.0 + latent),
+        "{added} vs 2.5 × {latent}"
+    );
     Ok(())
 }

@@ -433,21 +433,25 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
             l.diff_vb as f64,
             1.0,
             l.acc_coarse as f64,
-            l.latent as f64,
+            l.latent.unwrap_or(0.0) as f64,
         ]) {
             *a += v;
         }
         if opt.step % run.log_every == 0 {
             let n = acc[5];
+            let latent = if run.latent_weight > 0.0 {
+                format!(" latent {:.4}", acc[7] / n)
+            } else {
+                String::new()
+            };
             println!(
-                "transformer step {} loss {:.4} ce {:.4} acc_last {:.3} acc_coarse {:.3} latent {:.4} diff_mse {:.4} diff_vb {:.4} lr {:.2e} |g| {:.2} \
+                "transformer step {} loss {:.4} ce {:.4} acc_last {:.3} acc_coarse {:.3}{latent} diff_mse {:.4} diff_vb {:.4} lr {:.2e} |g| {:.2} \
                  {:.2}s/step (degrade {:.2} tokens {:.2} fwd {:.2} bwd {:.2})",
                 opt.step,
                 acc[0] / n,
                 acc[1] / n,
                 acc[2] / n,
                 acc[6] / n,
-                acc[7] / n,
                 acc[3] / n,
                 acc[4] / n,
                 lr,

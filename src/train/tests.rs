@@ -32,7 +32,7 @@ pub(super) fn tiny_vqvae() -> VqvaeConfig {
     }
 }
 
-fn tiny_var() -> VarConfig {
+pub(super) fn tiny_var() -> VarConfig {
     VarConfig {
         depth: 2,
         embed_dim: 32,

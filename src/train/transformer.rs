@@ -27,8 +27,8 @@ pub struct Losses {
     pub ce: f32,
     pub diff_mse: f32,
     pub diff_vb: f32,
-    /// The latent loss (see [`LossOptions::latent_weight`]), before its weight.
-    pub latent: f32,
+    /// The latent loss (see [`LossOptions::latent_weight`]) before its weight, when trained on.
+    pub latent: Option<f32>,
     /// Share of last-scale tokens whose argmax is right.
     pub acc_last: f32,
     /// The same over the coarse half of the scales, whose tokens the LR image determines: it rises
@@ -150,16 +150,20 @@ pub fn losses(
         .reshape((b, n))?;
     let ce = nll.mean_all()?;
     let counts: Vec<usize> = batch.targets.idx.iter().map(|t| t.dims()[1]).collect();
-    let ce_objective = if opts.scale_balanced {
-        scale_balanced_mean(&nll, &counts)?
-    } else {
-        ce.clone()
+    let objective = |per_token: &Tensor| {
+        if opts.scale_balanced {
+            scale_balanced_mean(per_token, &counts)
+        } else {
+            per_token.mean_all()
+        }
     };
-    let latent = latent_distance(&logp, &target, &batch.targets.codebook)?.reshape((b, n))?;
-    let latent = if opts.scale_balanced {
-        scale_balanced_mean(&latent, &counts)?
+    let ce_objective = objective(&nll)?;
+    // Only computed when it is trained on: a softmax over every token's vocabulary per step.
+    let latent = if opts.latent_weight > 0.0 {
+        let d = latent_distance(&logp, &target, &batch.targets.codebook)?;
+        Some(objective(&d.reshape((b, n))?)?)
     } else {
-        latent.mean_all()?
+        None
     };
 
     // One argmax over all tokens serves both accuracies.
@@ -192,14 +196,14 @@ pub fn losses(
     let terms = diffusion.terms(&var.diffloss.net, &x0, &z, rng)?;
     let diff = (&terms.mse + &terms.vb)?;
     let mut total = (&ce_objective + (diff * DIFFUSION_WEIGHT)?)?;
-    if opts.latent_weight > 0.0 {
-        total = (total + (&latent * opts.latent_weight)?)?;
+    if let Some(latent) = &latent {
+        total = (total + (latent * opts.latent_weight)?)?;
     }
     Ok(Losses {
         ce: ce.to_scalar::<f32>()?,
         diff_mse: terms.mse.to_scalar::<f32>()?,
         diff_vb: terms.vb.to_scalar::<f32>()?,
-        latent: latent.to_scalar::<f32>()?,
+        latent: latent.map(|l| l.to_scalar::<f32>()).transpose()?,
         acc_last,
         acc_coarse,
         total,
