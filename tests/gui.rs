@@ -367,6 +367,23 @@ fn the_trust_view_maps_the_result_against_the_input() {
         "the map of the shown result and input"
     );
     assert!(want.mean > 0.0, "a random model invents something");
+    // And by its definition: mean |Y(result) − Y(Pillow-bicubic enlargement of the input)|.
+    let y = |p: &image::Rgb<u8>| {
+        let [r, g, b] = p.0.map(f64::from);
+        16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+    };
+    let base = varsr::imaging::resize_rgb(&input, 160, 120);
+    let by_definition = result
+        .pixels()
+        .zip(base.pixels())
+        .map(|(a, b)| (y(a) - y(b)).abs())
+        .sum::<f64>()
+        / (160.0 * 120.0);
+    assert!(
+        (shown.figures.mean - by_definition).abs() < 1e-4,
+        "{} vs {by_definition}",
+        shown.figures.mean
+    );
     h.get_by_label_contains("Trust view · What was invented · mean");
 
     // Exported as shown, under the result's name.
