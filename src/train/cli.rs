@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use super::loops::{TokenizerRun, TransformerRun, train_tokenizer, train_transformer};
+use super::prefix::{PrefixRun, train_prefix};
 use super::{data, export, small};
 
 #[derive(Args, Debug, Clone)]
@@ -21,6 +22,8 @@ pub enum TrainCommand {
     Patches(PatchesArgs),
     /// Train the multi-scale VQVAE (stage 1: small crops; stage 2: full tiles with scale dropout).
     Tokenizer(TokenizerArgs),
+    /// Pretrain the LR encoder to predict the tokenizer's latent (optional, before `transformer`).
+    Prefix(PrefixArgs),
     /// Train the SR transformer and its diffusion refiner on the frozen tokenizer.
     Transformer(TransformerArgs),
     /// Write the model file the app embeds.
@@ -31,6 +34,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     match args.command {
         TrainCommand::Patches(a) => a.run(),
         TrainCommand::Tokenizer(a) => a.run(),
+        TrainCommand::Prefix(a) => a.run(),
         TrainCommand::Transformer(a) => a.run(),
         TrainCommand::Export(a) => a.run(),
     }
@@ -131,6 +135,44 @@ impl TokenizerArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct PrefixArgs {
+    #[arg(long, default_value = "work-data/patches.bin")]
+    pub patches: PathBuf,
+    #[arg(long, default_value = "work-data/ckpt/tokenizer.safetensors")]
+    pub tokenizer: PathBuf,
+    #[arg(long, default_value = "work-data/ckpt/prefix.safetensors")]
+    pub checkpoint: PathBuf,
+    #[arg(long, default_value_t = 2000)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 50)]
+    pub save_every: usize,
+    #[arg(long, default_value_t = 20)]
+    pub log_every: usize,
+    #[arg(long, default_value_t = 3)]
+    pub seed: u64,
+}
+
+impl PrefixArgs {
+    pub fn run(self) -> Result<()> {
+        train_prefix(&PrefixRun {
+            patches: self.patches,
+            tokenizer: self.tokenizer,
+            checkpoint: self.checkpoint,
+            steps: self.steps,
+            batch: self.batch,
+            lr: self.lr,
+            save_every: self.save_every,
+            log_every: self.log_every,
+            seed: self.seed,
+        })
+    }
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct TransformerArgs {
     #[arg(long, default_value = "work-data/patches.bin")]
     pub patches: PathBuf,
@@ -172,6 +214,12 @@ pub struct TransformerArgs {
     /// Weight of the latent loss on the expected code vector (0: cross-entropy only, as VAR).
     #[arg(long, default_value_t = 0.0)]
     pub latent_weight: f64,
+    /// Start the LR encoder from a `train prefix` checkpoint (a fresh run only).
+    #[arg(long)]
+    pub init_prefix: Option<PathBuf>,
+    /// Steps during which the LR encoder stays as it starts (no gradient reaches it).
+    #[arg(long, default_value_t = 0)]
+    pub freeze_prefix_steps: usize,
 }
 
 impl TransformerArgs {
@@ -194,6 +242,8 @@ impl TransformerArgs {
             positional_heads: !self.plain_init,
             input_noise: self.input_noise,
             latent_weight: self.latent_weight,
+            init_prefix: self.init_prefix,
+            freeze_prefix_steps: self.freeze_prefix_steps,
         })
     }
 }

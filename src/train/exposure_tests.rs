@@ -201,6 +201,7 @@ fn the_latent_loss_is_added_to_the_total_only_when_weighted() -> anyhow::Result<
             diff_mul: 1,
             scale_balanced: true,
             latent_weight: w,
+            frozen_prefix: false,
         };
         losses(
             &var,

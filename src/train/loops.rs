@@ -19,7 +19,7 @@ use super::fast_modules::FastConEmbedding;
 use super::optim::{AdamW, AdamWConfig, lr_at};
 use super::tokenizer::{Tokenizer, code_neighbours, corrupt_ids, latent_hinge, targets_fed};
 use super::transformer::{Batch, LossOptions, losses};
-use super::{checkpoint, init, mask, small};
+use super::{checkpoint, init, mask, prefix, small};
 use crate::model::var::Var;
 
 /// Stacks images into `(B, 3, H, W)` in [-1, 1].
@@ -58,7 +58,7 @@ fn random_window(x: &Tensor, side: usize, rng: &mut impl Rng) -> Result<Tensor> 
     Ok(x.narrow(2, y0, side)?.narrow(3, x0, side)?)
 }
 
-fn random_crop(img: &RgbImage, side: u32, rng: &mut impl Rng) -> RgbImage {
+pub(super) fn random_crop(img: &RgbImage, side: u32, rng: &mut impl Rng) -> RgbImage {
     if img.width() <= side {
         return img.clone();
     }
@@ -230,7 +230,7 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
     Ok(())
 }
 
-fn save(path: &Path, varmap: &VarMap, opt: &AdamW) -> Result<()> {
+pub(super) fn save(path: &Path, varmap: &VarMap, opt: &AdamW) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -312,6 +312,10 @@ pub struct TransformerRun {
     pub input_noise: f64,
     /// `LossOptions::latent_weight`.
     pub latent_weight: f64,
+    /// A `train prefix` checkpoint the LR encoder starts from.
+    pub init_prefix: Option<PathBuf>,
+    /// Steps during which the LR encoder gets no gradient (`LossOptions::frozen_prefix`).
+    pub freeze_prefix_steps: usize,
 }
 
 pub fn train_transformer(run: &TransformerRun) -> Result<()> {
@@ -340,6 +344,10 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
             ..Default::default()
         },
     )?;
+    if let Some(path) = &run.init_prefix {
+        let n = prefix::load_pretrained(path, &varmap)?;
+        println!("LR encoder: {n} tensors from {}", path.display());
+    }
     if run.checkpoint.is_file() {
         let step = checkpoint::load(&run.checkpoint, &varmap, &mut opt)?;
         println!(
@@ -412,6 +420,7 @@ pub fn train_transformer(run: &TransformerRun) -> Result<()> {
                 diff_mul: run.diff_mul,
                 scale_balanced: run.scale_balanced,
                 latent_weight: run.latent_weight,
+                frozen_prefix: opt.step < run.freeze_prefix_steps,
             },
             &mut rng,
         )?;

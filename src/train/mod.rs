@@ -16,11 +16,14 @@ pub mod init;
 pub mod loops;
 pub mod mask;
 pub mod optim;
+pub mod prefix;
 pub mod small;
 pub mod tokenizer;
 pub mod transformer;
 
 #[cfg(test)]
 mod exposure_tests;
+#[cfg(test)]
+mod prefix_tests;
 #[cfg(test)]
 mod tests;

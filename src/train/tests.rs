@@ -173,7 +173,7 @@ fn block_causal_training_pass_equals_cached_inference() -> Result<()> {
     ];
     let m = mask::block_causal(16, &cfg.patch_nums, &dev)?;
     let labels = Tensor::new(&[0u32], &dev)?;
-    let train = forward(&var, &enc, &m, &lr, &labels, &next)?.logits;
+    let train = forward(&var, &enc, &m, &lr, &labels, &next, false)?.logits;
     assert_eq!(train.dims(), &[1, 1 + 4 + 16, 16]);
 
     let cond = var.conditioning(1)?;
@@ -245,6 +245,7 @@ fn losses_fall_when_overfitting_one_batch() -> anyhow::Result<()> {
             diff_mul: 4,
             scale_balanced: true,
             latent_weight: 0.0,
+            frozen_prefix: false,
         };
         let l = losses(&var, &enc, &m, &batch, &dl, opts, &mut rng)?;
         let g = l.total.backward()?;

@@ -52,10 +52,12 @@ pub fn forward(
     lr: &Tensor,
     labels: &Tensor,
     next: &[Tensor],
+    frozen_prefix: bool,
 ) -> Result<Forward> {
     let cfg = &var.config;
     let cond = var.class_emb.forward(labels)?;
     let e = enc.forward(lr)?;
+    let e = if frozen_prefix { e.detach() } else { e };
     let p = e.dims()[1];
     let first = Tensor::cat(&[&e, &cond.unsqueeze(1)?], 1)?
         .broadcast_add(&var.pos_start)?
@@ -99,6 +101,9 @@ pub struct LossOptions {
     /// to the target's, which (unlike the cross-entropy, for which every wrong token is as wrong)
     /// prefers wrong tokens whose vectors are near the right one's.
     pub latent_weight: f64,
+    /// The LR encoder's output is detached: a pretrained encoder (`train::prefix`) is kept from
+    /// the untrained transformer's first, noisy gradients.
+    pub frozen_prefix: bool,
 }
 
 /// The mean over scales of each scale's mean of `nll` `(B, Σcounts)`, whose tokens come in runs of
@@ -140,6 +145,7 @@ pub fn losses(
         &batch.lr,
         &batch.labels,
         &batch.targets.next,
+        opts.frozen_prefix,
     )?;
     let (b, n, v) = fw.logits.dims3()?;
     let target = Tensor::cat(&batch.targets.idx, 1)?;
