@@ -65,6 +65,19 @@ pub struct LockedTokens {
     pub per_tile: Vec<Vec<Vec<u32>>>,
 }
 
+/// An earlier run of the same image and size whose tiles are kept except `redo`, which are
+/// generated anew (with this run's seed, guidance and sampling) and blended with the kept ones by
+/// the usual tile weights: "re-sample a region".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KeptTiles {
+    /// Every tile's final latent, as in [`UpscaleOutput::latents`].
+    pub latents: Vec<Vec<f32>>,
+    /// Every tile's token ids, as in [`UpscaleOutput::tokens`].
+    pub tokens: Vec<Vec<Vec<u32>>>,
+    /// Indices of the tiles to generate again.
+    pub redo: Vec<usize>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct UpscaleOptions {
     pub params: SamplingParams,
@@ -77,6 +90,8 @@ pub struct UpscaleOptions {
     pub lanes: Option<usize>,
     /// Re-run from a scale, keeping the coarser scales of an earlier result.
     pub locked: Option<LockedTokens>,
+    /// Generate only some tiles, keeping the others of an earlier result.
+    pub kept: Option<KeptTiles>,
 }
 
 /// An image to upscale: 8-bit RGB, optional alpha, and metadata passed through untouched.
@@ -183,6 +198,18 @@ impl UpscalePlan {
             })
             .collect()
     }
+
+    /// The tiles whose output rectangle overlaps the rectangle `(x, y, w, h)` of output pixels.
+    pub fn tiles_touching(&self, rect: (u32, u32, u32, u32)) -> Vec<usize> {
+        let (x, y, w, h) = rect;
+        let overlaps = |a0: u32, al: u32, b0: u32, bl: u32| a0 < b0 + bl && b0 < a0 + al;
+        self.tile_rects()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (tx, ty, tw, th))| overlaps(x, w, *tx, *tw) && overlaps(y, h, *ty, *th))
+            .map(|(i, _)| i)
+            .collect()
+    }
 }
 
 /// The result of an upscale.
@@ -194,6 +221,8 @@ pub struct UpscaleOutput {
     pub exif: Option<Vec<u8>>,
     /// `tokens[tile][scale]`: the ids chosen (or reused) per tile, for "re-run from scale k".
     pub tokens: Vec<Vec<Vec<u32>>>,
+    /// Each tile's final latent (CHW, `cvae × tile × tile`), for re-sampling a region.
+    pub latents: Vec<Vec<f32>>,
     pub plan: UpscalePlan,
 }
 
@@ -407,10 +436,13 @@ pub fn upscale(
     let patch_nums = engine.patch_nums().to_vec();
     let grid = &plan.grid;
     check_locked(opts.locked.as_ref(), grid.len(), &patch_nums)?;
+    let latent_len = engine.var.config.cvae * grid.geometry.tile * grid.geometry.tile;
+    check_kept(opts.kept.as_ref(), grid.len(), latent_len)?;
+    let generated = opts.kept.as_ref().map_or(grid.len(), |k| k.redo.len());
 
     let mut job = JobObserver {
         inner: observer,
-        eta: Eta::new(WorkPlan::new(&patch_nums, grid.len()), 0.0),
+        eta: Eta::new(WorkPlan::new(&patch_nums, generated), 0.0),
         clock: std::time::Instant::now(),
         batch_len: 1,
     };
@@ -425,7 +457,7 @@ pub fn upscale(
         patch_nums: &patch_nums,
         noise: &tile_noise,
     };
-    let (latent, tokens) = batches::generate_tiles(&tile_job, &mut job)?;
+    let (latent, tokens, latents) = batches::generate_tiles(&tile_job, &mut job)?;
 
     job.inner.progress(&Progress::Decoding);
     let base = engine.is_residual().then_some(&lr);
@@ -450,8 +482,32 @@ pub fn upscale(
         icc: input.icc.clone(),
         exif: input.exif.clone(),
         tokens,
+        latents,
         plan,
     })
+}
+
+fn check_kept(kept: Option<&KeptTiles>, tiles: usize, latent_len: usize) -> Result<()> {
+    let Some(k) = kept else { return Ok(()) };
+    let same = "same image and size needed";
+    if k.latents.len() != tiles || k.tokens.len() != tiles {
+        return Err(Error::Invalid(format!(
+            "the kept result has {} tiles, this image has {tiles}: {same}",
+            k.latents.len()
+        )));
+    }
+    if let Some(t) = k.latents.iter().position(|l| l.len() != latent_len) {
+        return Err(Error::Invalid(format!(
+            "the kept latent of tile {t} has {} values, this model makes {latent_len}: {same}",
+            k.latents[t].len()
+        )));
+    }
+    if let Some(&t) = k.redo.iter().find(|&&t| t >= tiles) {
+        return Err(Error::Invalid(format!(
+            "tile {t} to re-sample is outside the image's {tiles} tiles"
+        )));
+    }
+    Ok(())
 }
 
 fn check_locked(locked: Option<&LockedTokens>, tiles: usize, patch_nums: &[usize]) -> Result<()> {

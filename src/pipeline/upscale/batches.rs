@@ -74,16 +74,40 @@ impl TileJob<'_> {
     }
 }
 
-/// Runs every batch of tiles and blends their latents; returns the blended latent (CHW) and the
-/// tokens per tile and scale. The blend adds the tiles in tile order whatever order the lanes
-/// finished them in, so the result does not depend on the lanes.
+/// Batches of at most `size` tiles, each a run of consecutive indices: a batch's previews and
+/// noise streams are addressed by its first tile.
+fn consecutive_batches(tiles: &[Tile], size: usize) -> Vec<&[Tile]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=tiles.len() {
+        let breaks = i == tiles.len() || tiles[i].index != tiles[i - 1].index + 1;
+        if breaks || i - start == size {
+            out.push(&tiles[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+/// Runs every batch of tiles (only the `redo` ones when tiles are kept) and blends all tiles'
+/// latents; returns the blended latent (CHW), the tokens per tile and scale, and each tile's
+/// latent. The blend adds the tiles in tile order whatever order the lanes finished them in, so
+/// the result does not depend on the lanes.
 pub(super) fn generate_tiles(
     job: &TileJob,
     observer: &mut JobObserver,
-) -> Result<(Vec<f32>, TileTokens)> {
+) -> Result<(Vec<f32>, TileTokens, Vec<Vec<f32>>)> {
     let grid = &job.plan.grid;
-    let tiles: Vec<Tile> = grid.tiles().collect();
-    let batches: Vec<&[Tile]> = tiles.chunks(job.plan.batch.max(1)).collect();
+    let tiles: Vec<Tile> = match &job.opts.kept {
+        Some(kept) => {
+            let mut redo = kept.redo.clone();
+            redo.sort_unstable();
+            redo.dedup();
+            redo.into_iter().map(|i| grid.tile(i)).collect()
+        }
+        None => grid.tiles().collect(),
+    };
+    let batches = consecutive_batches(&tiles, job.plan.batch.max(1));
     let outs = lanes::run(
         batches.len(),
         job.plan.lanes,
@@ -92,15 +116,21 @@ pub(super) fn generate_tiles(
         |i, lane| job.run(batches[i], lane),
     )?;
 
-    let mut blender = LatentBlender::new(grid.clone(), job.engine.var.config.cvae);
-    let mut tokens: TileTokens = vec![Vec::new(); grid.len()];
+    let (mut latents, mut tokens) = match &job.opts.kept {
+        Some(kept) => (kept.latents.clone(), kept.tokens.clone()),
+        None => (vec![Vec::new(); grid.len()], vec![Vec::new(); grid.len()]),
+    };
     for (batch, out) in batches.iter().zip(outs) {
         for ((tile, latent), ids) in batch.iter().zip(out.latents).zip(out.tokens) {
-            blender.add(tile, &latent)?;
+            latents[tile.index] = latent;
             tokens[tile.index] = ids;
         }
     }
-    Ok((blender.finish()?, tokens))
+    let mut blender = LatentBlender::new(grid.clone(), job.engine.var.config.cvae);
+    for tile in grid.tiles() {
+        blender.add(&tile, &latents[tile.index])?;
+    }
+    Ok((blender.finish()?, tokens, latents))
 }
 
 /// A `tp × tp` window of the LR at (x, y), planar RGB in [−1, 1] (`ToTensor`, then `2x − 1`).
@@ -171,6 +201,34 @@ mod tests {
             t[1].to_vec2::<u32>().unwrap(),
             vec![vec![6, 7, 8, 9], vec![1, 2, 3, 4]]
         );
+    }
+
+    #[test]
+    fn batches_are_runs_of_consecutive_tiles() {
+        let tiles: Vec<Tile> = [0, 1, 2, 3, 4, 7, 8, 12]
+            .iter()
+            .map(|&index| Tile {
+                index,
+                row: 0,
+                col: index,
+                y: 0,
+                x: index,
+            })
+            .collect();
+        let idx = |b: Vec<&[Tile]>| -> Vec<Vec<usize>> {
+            b.iter()
+                .map(|b| b.iter().map(|t| t.index).collect())
+                .collect()
+        };
+        assert_eq!(
+            idx(consecutive_batches(&tiles, 3)),
+            vec![vec![0, 1, 2], vec![3, 4], vec![7, 8], vec![12]]
+        );
+        assert_eq!(
+            idx(consecutive_batches(&tiles[..5], 5)),
+            vec![vec![0, 1, 2, 3, 4]]
+        );
+        assert!(consecutive_batches(&[], 4).is_empty());
     }
 
     #[test]
