@@ -339,6 +339,93 @@ fn rerun_from_a_scale_keeps_the_coarser_scales() {
     }
 }
 
+/// Shift+drag over the result marks a region; "Re-sample region" generates only the tiles under it
+/// again with the new seed, and the new version joins the old one in the gallery.
+#[test]
+fn resampling_a_region_redraws_only_its_tiles() {
+    let dir = tempfile::tempdir().unwrap();
+    // 130×40 → 520×160: two 512-px tiles of the fixture model, at 0–462 and 58–520 of the output.
+    let photo = write_photo(dir.path(), "wide.png", 130, 40);
+    let mut h = harness(vec![photo]);
+    h.state_mut().settings.params.top_k = 100;
+    h.state_mut().settings.live_guidance = false;
+    ready(&mut h);
+    h.key_press(Key::Enter);
+    wait_idle(&mut h, "the first result");
+    let first = h.state().state.selected_sample().unwrap();
+    let (first_tokens, first_image) = (first.tokens.clone().unwrap(), first.image.clone());
+    assert_eq!(first_tokens.per_tile.len(), 2);
+    assert_eq!(first_tokens.latents.len(), 2);
+
+    // The result is fitted into its pane: the largest picture drawn is the whole 520×160 frame.
+    let shown = h
+        .state()
+        .state
+        .picture_rects
+        .iter()
+        .copied()
+        .max_by(|a, b| a.area().total_cmp(&b.area()))
+        .unwrap();
+    let at = |fx: f32, fy: f32| {
+        shown.min + egui::vec2(fx / 520.0 * shown.width(), fy / 160.0 * shown.height())
+    };
+    let shift_drag = |h: &mut Harness<'_, VarsrApp>, from: egui::Pos2, to: egui::Pos2| {
+        h.event(egui::Event::ModifiersChanged(Modifiers::SHIFT));
+        h.drag_at(from);
+        h.step();
+        h.hover_at(to);
+        h.step();
+        h.drop_at(to);
+        h.step();
+        h.event(egui::Event::ModifiersChanged(Modifiers::NONE));
+        h.run_ok();
+    };
+    let view = h.state().state.view;
+    shift_drag(&mut h, at(480.0, 20.0), at(515.0, 140.0));
+    assert_eq!(h.state().state.view, view, "selecting does not pan");
+    let frame = egui::vec2(520.0, 160.0);
+    let (x, y, w, rh) = h.state().state.region.unwrap().pixels(frame).unwrap();
+    let near = |a: u32, b: u32| a.abs_diff(b) <= 3;
+    assert!(
+        near(x, 480) && near(y, 20) && near(x + w, 515) && near(y + rh, 140),
+        "{:?}",
+        (x, y, w, rh)
+    );
+
+    h.state_mut().settings.params.seed = 777;
+    h.get_by_label("Re-sample region").click();
+    wait_idle(&mut h, "the re-sampled region");
+    let app = h.state();
+    assert!(app.state.error.is_none(), "{:?}", app.state.error);
+    assert_eq!(
+        app.state.samples.len(),
+        2,
+        "the new version joins the old one"
+    );
+    assert_eq!(app.state.selected, 1);
+    assert!(app.state.samples[0].image.as_raw() == first_image.as_raw());
+    let new = &app.state.samples[1];
+    assert_eq!(new.seed, 777);
+    let tokens = new.tokens.clone().unwrap();
+    assert_eq!(
+        tokens.per_tile[0], first_tokens.per_tile[0],
+        "tile 0 is kept"
+    );
+    assert_eq!(tokens.latents[0], first_tokens.latents[0]);
+    assert_ne!(
+        tokens.per_tile[1], first_tokens.per_tile[1],
+        "tile 1 is redrawn"
+    );
+    assert_ne!(new.image.as_raw(), first_image.as_raw());
+
+    // Shift+click clears the region and the button is disabled again.
+    shift_drag(&mut h, at(100.0, 80.0), at(100.0, 80.0));
+    assert!(h.state().state.region.is_none());
+    h.get_by_label("Re-sample region").click();
+    h.run_ok();
+    assert!(h.state().is_idle(), "a disabled button starts nothing");
+}
+
 #[test]
 fn the_trust_view_maps_the_result_against_the_input() {
     use varsr::imaging::trust::{TrustMap, render, trust};

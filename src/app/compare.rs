@@ -4,6 +4,7 @@
 use egui::{Color32, CursorIcon, Rect, RichText, Sense, Stroke, Ui, Vec2, pos2, vec2};
 
 use super::Command;
+use super::region;
 use super::settings::{CompareMode, Settings};
 use super::state::{ModelStatus, ScaleStrip, State};
 use super::textures::Checker;
@@ -139,7 +140,10 @@ fn toolbar(ui: &mut Ui, settings: &Settings, state: &State, cmds: &mut Vec<Comma
         // Elided rather than widening the panel past the window when the toolbar is full.
         ui.add(
             egui::Label::new(
-                RichText::new("Hold Space for the input · scroll zooms · drag pans").weak(),
+                RichText::new(
+                    "Hold Space for the input · scroll zooms · drag pans · Shift+drag marks a region",
+                )
+                .weak(),
             )
             .truncate(),
         );
@@ -312,9 +316,17 @@ fn interact_pane(
     let response = ui
         .interact(rect, ui.scope_id().with(id), Sense::click_and_drag())
         .on_hover_cursor(CursorIcon::Grab);
-    state.view.interact(ui, &response, rect);
+    if !region::interact(ui, &response, rect, state) {
+        state.view.interact(ui, &response, rect);
+    }
     state.view.update_fit(rect, frame, ppp);
     (state.view.image_rect(rect, frame, ppp), response)
+}
+
+fn paint_region(painter: &egui::Painter, img: Rect, frame: Vec2, state: &State) {
+    if let Some(r) = &state.region {
+        region::paint(painter, img, frame, r);
+    }
 }
 
 /// Names a pane for screen readers (and tests) by what it shows.
@@ -385,6 +397,7 @@ fn side_by_side(
                 masks.push(img.intersect(pane));
             }
         }
+        paint_region(&painter, img, frame, state);
         if !label.is_empty() {
             corner_label(&painter, pane, &label, false);
         }
@@ -416,6 +429,8 @@ fn split(ui: &mut Ui, rect: Rect, settings: &Settings, state: &mut State, checke
             mask = Some(img.intersect(right));
         }
     }
+    let frame = state.frame_size(settings.scale);
+    paint_region(&ui.painter_at(rect), img, frame, state);
     corner_label(&ui.painter_at(rect), rect, &label, true);
     let input_label = state.input.as_ref().map_or(String::new(), |i| {
         format!("Input {}×{}", i.size()[0], i.size()[1])
@@ -453,6 +468,7 @@ fn single(ui: &mut Ui, rect: Rect, settings: &Settings, state: &mut State, check
             mask = Some(img.intersect(rect));
         }
     }
+    paint_region(&painter, img, state.frame_size(settings.scale), state);
     corner_label(&painter, rect, &label, false);
     name_pane(&response, &label);
     drop(layers);

@@ -341,6 +341,7 @@ fn generate_section(ui: &mut Ui, settings: &mut Settings, state: &State, cmds: &
             });
         }
     });
+    region_row(ui, settings, state, cmds);
     ui.horizontal(|ui| {
         ui.add(
             egui::DragValue::new(&mut settings.variations)
@@ -542,4 +543,46 @@ pub fn help_window(ctx: &egui::Context, open: &mut bool) {
                 }
             });
         });
+}
+
+/// "Re-sample region": the tiles under the Shift+dragged rectangle again, with the current seed
+/// and guidance, blended into the shown result.
+fn region_row(ui: &mut Ui, settings: &Settings, state: &State, cmds: &mut Vec<Command>) {
+    let frame = state.frame_size(settings.scale);
+    let rect = state.region.and_then(|r| r.pixels(frame));
+    let has_latents = state.selected_sample().is_some_and(|s| {
+        !s.partial
+            && s.options.scale == settings.scale
+            && s.tokens.as_ref().is_some_and(|t| !t.latents.is_empty())
+    });
+    ui.horizontal(|ui| {
+        let b = ui
+            .add_enabled(
+                rect.is_some() && has_latents && !state.busy(),
+                egui::Button::new("Re-sample region"),
+            )
+            .on_hover_text(
+                "Shift+drag over the image to mark a region. Its tiles are generated again with \
+                 the current seed and guidance and blended into the shown result; the rest stays \
+                 as it is. The new version joins the results (Ctrl+1…).",
+            );
+        if b.clicked() {
+            cmds.push(Command::ResampleRegion);
+        }
+        match rect {
+            Some((_, _, w, h)) => {
+                ui.label(RichText::new(format!("{w}×{h}")).weak());
+                if ui
+                    .small_button("Clear")
+                    .on_hover_text("Clear the region")
+                    .clicked()
+                {
+                    cmds.push(Command::ClearRegion);
+                }
+            }
+            None => {
+                ui.label(RichText::new("Shift+drag to mark").weak());
+            }
+        }
+    });
 }

@@ -23,6 +23,21 @@ impl VarsrApp {
             Command::Upscale => self.start(JobKind::Upscale),
             Command::Rerun { from_scale } => self.start(JobKind::Rerun { from_scale }),
             Command::Variations { n } => self.start(JobKind::Variations { n: n.clamp(1, 9) }),
+            Command::ResampleRegion => {
+                let frame = self.state.frame_size(self.settings.scale);
+                match self.state.region.and_then(|r| r.pixels(frame)) {
+                    Some(rect) => self.start(JobKind::Region {
+                        rect,
+                        from: self.state.selected,
+                    }),
+                    None => {
+                        self.state.notice = Some(
+                            "Mark a region first: Shift+drag over the part of the image to redo."
+                                .into(),
+                        );
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -56,6 +71,22 @@ impl VarsrApp {
             );
             return;
         }
+        // Re-sampling a region blends into the shown result: its image and every tile's latent.
+        let base = self
+            .state
+            .selected_sample()
+            .filter(|_| matches!(kind, JobKind::Region { .. }))
+            .map(|s| s.image.clone());
+        if let JobKind::Region { .. } = kind
+            && !tokens.as_ref().is_some_and(|t| !t.latents.is_empty())
+        {
+            self.state.notice = Some(
+                "Upscale once first (at this scale); re-sampling a region redraws part of that \
+                 result."
+                    .into(),
+            );
+            return;
+        }
         // A newer request replaces the running one.
         if let Some(old) = self.state.job.take() {
             old.cancel.cancel();
@@ -75,6 +106,15 @@ impl VarsrApp {
                 options: options.clone(),
                 from_scale: *from_scale,
                 tokens: tokens.unwrap_or_default(),
+                cancel: cancel.clone(),
+            },
+            JobKind::Region { rect, .. } => Request::Resample {
+                job: id,
+                image,
+                options: options.clone(),
+                region: *rect,
+                kept: tokens.unwrap_or_default(),
+                base: base.unwrap_or_default(),
                 cancel: cancel.clone(),
             },
             JobKind::Variations { n } => Request::Variations {
@@ -203,7 +243,16 @@ impl VarsrApp {
                     saved_to: None,
                     trust: Vec::new(),
                 };
-                if j.finished == 0 {
+                // A re-sampled region is a new version beside the result it started from.
+                if let JobKind::Region { from, .. } = j.kind {
+                    self.state.selected = self.state.samples.len();
+                    self.state.notice = Some(format!(
+                        "Region re-sampled (seed {seed}). Ctrl+{} shows the result it started \
+                         from, Ctrl+{} this one.",
+                        from + 1,
+                        self.state.selected + 1
+                    ));
+                } else if j.finished == 0 {
                     self.state.samples.clear();
                     self.state.selected = 0;
                 }
@@ -254,7 +303,7 @@ impl VarsrApp {
                         saved_to: None,
                         trust: Vec::new(),
                     };
-                    if j.finished == 0 {
+                    if j.finished == 0 && !matches!(j.kind, JobKind::Region { .. }) {
                         self.state.samples.clear();
                     }
                     self.state.samples.push(sample);

@@ -8,6 +8,7 @@ mod controls;
 mod export;
 mod jobs;
 pub mod log;
+pub mod region;
 mod save;
 mod settings;
 mod shortcuts;
@@ -74,6 +75,9 @@ pub enum Command {
     Variations {
         n: usize,
     },
+    /// Generate the tiles under the marked region again (current seed and guidance).
+    ResampleRegion,
+    ClearRegion,
     RerollSeed,
     ScheduleRerender,
     LoadModel,
@@ -282,9 +286,11 @@ impl VarsrApp {
                 self.after_param_change();
             }
             Command::ScheduleRerender => self.after_param_change(),
+            Command::ClearRegion => self.state.region = None,
             c @ (Command::Upscale
             | Command::Cancel
             | Command::Rerun { .. }
+            | Command::ResampleRegion
             | Command::Variations { .. }) => self.apply_job_command(c),
             c @ (Command::Export
             | Command::ExportAs
@@ -382,6 +388,7 @@ impl VarsrApp {
         self.state.scrub = None;
         self.state.rerender_at = None;
         self.state.error = None;
+        self.state.region = None;
         self.state.input = Some(state::Input {
             image,
             texture,

@@ -36,6 +36,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("1 … 5", "Zoom 100 % … 500 %"),
     ("+ / −, scroll", "Zoom in / out (about the cursor)"),
     ("Drag", "Pan"),
+    (
+        "Shift+drag",
+        "Mark a region to re-sample (Shift+click clears it)",
+    ),
     ("← / →", "Step through the scales"),
     ("P", "Replay the scales"),
     ("Ctrl+1 … Ctrl+9", "Show variation 1 … 9"),

@@ -101,8 +101,17 @@ pub struct Sample {
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobKind {
     Upscale,
-    Rerun { from_scale: usize },
-    Variations { n: usize },
+    Rerun {
+        from_scale: usize,
+    },
+    Variations {
+        n: usize,
+    },
+    /// The tiles under `rect` (output pixels) of result `from`, generated again.
+    Region {
+        rect: (u32, u32, u32, u32),
+        from: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -217,6 +226,10 @@ pub struct State {
     pub trust_view: bool,
     /// A trust map is being computed (one at a time).
     pub trust_busy: bool,
+    /// The region marked for re-sampling (Shift+drag), in output pixels.
+    pub region: Option<super::region::Region>,
+    /// A Shift+drag is under way.
+    pub selecting: bool,
 }
 
 impl Default for State {
@@ -247,6 +260,8 @@ impl Default for State {
             picture_rects: Vec::new(),
             trust_view: false,
             trust_busy: false,
+            region: None,
+            selecting: false,
         }
     }
 }

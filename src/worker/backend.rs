@@ -8,7 +8,9 @@ use candle_core::Device;
 use super::canvas::{Layout, TileRect};
 use super::messages::{DeviceChoice, InputImage, JobOptions, ModelInfo, Picture, Tokens};
 use crate::pipeline::engine::{Engine, ModelSpec};
-use crate::pipeline::upscale::{self, LockedTokens, TargetSize, UpscaleInput, UpscaleOptions};
+use crate::pipeline::upscale::{
+    self, KeptTiles, LockedTokens, TargetSize, UpscaleInput, UpscaleOptions,
+};
 use crate::pipeline::{Observer, Result, SeededNoise};
 
 pub struct Loaded {
@@ -84,22 +86,64 @@ pub fn load(spec: &ModelSpec, choice: DeviceChoice) -> std::result::Result<Loade
     })
 }
 
-fn options(job: &JobOptions, locked: Option<(&Tokens, usize)>) -> UpscaleOptions {
-    UpscaleOptions {
+/// What a run keeps of an earlier result of the same image and size.
+#[derive(Clone, Copy, Debug)]
+pub enum Reuse<'a> {
+    Nothing,
+    /// The tokens of the scales before `from_scale`, in every tile.
+    Scales {
+        tokens: &'a Tokens,
+        from_scale: usize,
+    },
+    /// Every tile except those under `rect` (output pixels), whose image is `base`.
+    AllBut {
+        kept: &'a Tokens,
+        rect: (u32, u32, u32, u32),
+        base: &'a Picture,
+    },
+}
+
+fn options(loaded: &Loaded, size: (u32, u32), job: &JobOptions, reuse: Reuse) -> UpscaleOptions {
+    let mut opts = UpscaleOptions {
         params: job.params.clone(),
         size: TargetSize::Scale(job.scale),
-        locked: locked.map(|(t, from_scale)| LockedTokens {
-            from_scale,
-            per_tile: t.per_tile.clone(),
-        }),
         ..UpscaleOptions::default()
+    };
+    match reuse {
+        Reuse::Nothing => {}
+        Reuse::Scales { tokens, from_scale } => {
+            opts.locked = Some(LockedTokens {
+                from_scale,
+                per_tile: tokens.per_tile.clone(),
+            });
+        }
+        Reuse::AllBut { kept, rect, .. } => {
+            // A plan that fails here fails the run with its own message.
+            let redo = upscale::plan(&loaded.engine, size, &opts)
+                .map(|p| p.tiles_touching(rect))
+                .unwrap_or_default();
+            opts.kept = Some(KeptTiles {
+                latents: kept.latents.clone(),
+                tokens: kept.per_tile.clone(),
+                redo,
+            });
+        }
     }
+    opts
 }
 
 /// Where each tile lands in the output, for composing previews.
-pub fn layout(loaded: &Loaded, image: &InputImage, job: &JobOptions) -> Layout {
+pub fn layout(loaded: &Loaded, image: &InputImage, job: &JobOptions, reuse: Reuse) -> Layout {
     let size = (image.picture.width(), image.picture.height());
-    match upscale::plan(&loaded.engine, size, &options(job, None)) {
+    let background = match reuse {
+        Reuse::AllBut { base, .. } => Some(base.clone()),
+        _ => None,
+    };
+    match upscale::plan(
+        &loaded.engine,
+        size,
+        &options(loaded, size, job, Reuse::Nothing),
+    ) {
         Ok(plan) => Layout {
             width: plan.target.0,
             height: plan.target.1,
@@ -108,9 +152,13 @@ pub fn layout(loaded: &Loaded, image: &InputImage, job: &JobOptions) -> Layout {
                 .into_iter()
                 .map(|(x, y, w, h)| TileRect { x, y, w, h })
                 .collect(),
+            background,
         },
         // The run itself will report the problem; previews just go without tiles.
-        Err(_) => Layout::single(size.0 * job.scale, size.1 * job.scale),
+        Err(_) => Layout {
+            background,
+            ..Layout::single(size.0 * job.scale, size.1 * job.scale)
+        },
     }
 }
 
@@ -118,15 +166,17 @@ pub fn upscale(
     loaded: &Loaded,
     image: &InputImage,
     job: &JobOptions,
-    locked: Option<(&Tokens, usize)>,
+    reuse: Reuse,
     observer: &mut dyn Observer,
 ) -> Result<(Picture, Tokens)> {
     let input = UpscaleInput::from_rgba(&image.picture);
-    let opts = options(job, locked);
+    let size = (image.picture.width(), image.picture.height());
+    let opts = options(loaded, size, job, reuse);
     let mut noise = SeededNoise::new(job.params.seed);
     let out = upscale::upscale(&loaded.engine, &input, &opts, observer, &mut noise)?;
     let tokens = Tokens {
         per_tile: out.tokens.clone(),
+        latents: out.latents.clone(),
     };
     Ok((Arc::new(out.to_rgba()), tokens))
 }

@@ -26,6 +26,8 @@ pub struct Layout {
     pub width: u32,
     pub height: u32,
     pub tiles: Vec<TileRect>,
+    /// What the tiles not generated show: the earlier result when a region is re-sampled.
+    pub background: Option<Picture>,
 }
 
 impl Layout {
@@ -40,6 +42,7 @@ impl Layout {
                 w: width,
                 h: height,
             }],
+            background: None,
         }
     }
 }
@@ -57,12 +60,21 @@ impl Canvases {
     pub fn new(layout: Layout, num_scales: usize) -> Self {
         let long = layout.width.max(layout.height).max(1);
         let factor = (PREVIEW_MAX_SIDE as f32 / long as f32).min(1.0);
-        Self {
+        let mut c = Self {
             layout,
             factor,
-            per_scale: (0..num_scales).map(|_| None).collect(),
+            per_scale: Vec::new(),
             best: None,
-        }
+        };
+        let (w, h) = c.size();
+        let start = c
+            .layout
+            .background
+            .as_ref()
+            .map(|b| imageops::resize(b.as_ref(), w, h, imageops::FilterType::Triangle));
+        c.per_scale = (0..num_scales).map(|_| start.clone()).collect();
+        c.best = start;
+        c
     }
 
     fn size(&self) -> (u32, u32) {
@@ -147,8 +159,9 @@ mod tests {
                     h: 100,
                 },
             ],
+            background: None,
         };
-        let mut c = Canvases::new(layout, 10);
+        let mut c = Canvases::new(layout.clone(), 10);
         let pic = c.paste(1, 3, &solid(2, 2, [10, 20, 30])).unwrap();
         assert_eq!((pic.width(), pic.height()), (200, 100));
         assert_eq!(pic.get_pixel(150, 50).0, [10, 20, 30, 255]);
@@ -156,6 +169,20 @@ mod tests {
         // A finer scale of the same tile replaces it in `best` but not in scale 3's picture.
         c.paste(1, 4, &solid(4, 4, [1, 2, 3]));
         assert_eq!(c.best().unwrap().get_pixel(199, 99).0, [1, 2, 3, 255]);
+
+        // Over a background (re-sampling a region), the other tiles show it from the start.
+        let base = RgbaImage::from_pixel(200, 100, image::Rgba([7, 8, 9, 255]));
+        let mut c = Canvases::new(
+            Layout {
+                background: Some(Arc::new(base)),
+                ..layout
+            },
+            10,
+        );
+        assert_eq!(c.best().unwrap().get_pixel(50, 50).0, [7, 8, 9, 255]);
+        let pic = c.paste(1, 0, &solid(2, 2, [10, 20, 30])).unwrap();
+        assert_eq!(pic.get_pixel(50, 50).0, [7, 8, 9, 255]);
+        assert_eq!(pic.get_pixel(150, 50).0, [10, 20, 30, 255]);
     }
 
     #[test]

@@ -82,11 +82,13 @@ impl InputImage {
     }
 }
 
-/// The token ids a finished run chose: `per_tile[tile][scale]` is a row-major `pn²` grid.
-/// Opaque to the window, which only hands it back for "re-run from scale k".
+/// What a finished run leaves for later runs of the same image and size: the token ids it chose
+/// (`per_tile[tile][scale]`, a row-major `pn²` grid) and each tile's final latent. Opaque to the
+/// window, which only hands it back for "re-run from scale k" and "re-sample a region".
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tokens {
     pub per_tile: Vec<Vec<Vec<u32>>>,
+    pub latents: Vec<Vec<f32>>,
 }
 
 impl Tokens {
@@ -134,6 +136,18 @@ pub enum Request {
         options: JobOptions,
         from_scale: usize,
         tokens: Arc<Tokens>,
+        cancel: CancelFlag,
+    },
+    /// Generate again only the tiles under `region` (output pixels `(x, y, w, h)`) with these
+    /// options' seed and guidance, keeping the other tiles of the earlier result `kept`, whose
+    /// image `base` the live previews start from.
+    Resample {
+        job: JobId,
+        image: InputImage,
+        options: JobOptions,
+        region: (u32, u32, u32, u32),
+        kept: Arc<Tokens>,
+        base: Picture,
         cancel: CancelFlag,
     },
     /// `n` samples of the same image with seeds `seed, seed+1, …`; each arrives as a `Finished`

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
+use backend::Reuse;
 pub use canvas::{Layout, PREVIEW_MAX_SIDE, TileRect};
 pub use messages::*;
 use observer::ChannelObserver;
@@ -107,7 +108,7 @@ struct Run<'a> {
     variant: usize,
     image: &'a InputImage,
     options: JobOptions,
-    locked: Option<(&'a Tokens, usize)>,
+    reuse: Reuse<'a>,
     cancel: &'a CancelFlag,
 }
 
@@ -135,7 +136,7 @@ impl WorkerState {
                     variant: 0,
                     image: &image,
                     options,
-                    locked: None,
+                    reuse: Reuse::Nothing,
                     cancel: &cancel,
                 });
             }
@@ -152,7 +153,32 @@ impl WorkerState {
                     variant: 0,
                     image: &image,
                     options,
-                    locked: Some((&tokens, from_scale)),
+                    reuse: Reuse::Scales {
+                        tokens: &tokens,
+                        from_scale,
+                    },
+                    cancel: &cancel,
+                });
+            }
+            Request::Resample {
+                job,
+                image,
+                options,
+                region,
+                kept,
+                base,
+                cancel,
+            } => {
+                self.run(Run {
+                    job,
+                    variant: 0,
+                    image: &image,
+                    options,
+                    reuse: Reuse::AllBut {
+                        kept: &kept,
+                        rect: region,
+                        base: &base,
+                    },
                     cancel: &cancel,
                 });
             }
@@ -173,7 +199,10 @@ impl WorkerState {
                         variant,
                         image: &image,
                         options,
-                        locked: tokens.as_deref().map(|t| (t, from_scale)),
+                        reuse: match tokens.as_deref() {
+                            Some(tokens) => Reuse::Scales { tokens, from_scale },
+                            None => Reuse::Nothing,
+                        },
                         cancel: &cancel,
                     });
                     if !ok {
@@ -228,7 +257,7 @@ impl WorkerState {
             variant,
             image,
             options,
-            locked,
+            reuse,
             cancel,
         } = run;
         if cancel.is_cancelled() {
@@ -249,7 +278,7 @@ impl WorkerState {
         };
         let seed = options.params.seed;
         self.send(Event::Started { job, variant, seed });
-        let layout = backend::layout(loaded, image, &options);
+        let layout = backend::layout(loaded, image, &options, reuse);
         let num_scales = loaded.info.num_scales;
         let mut observer = ChannelObserver::new(
             job,
@@ -263,7 +292,7 @@ impl WorkerState {
         );
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            backend::upscale(loaded, image, &options, locked, &mut observer)
+            backend::upscale(loaded, image, &options, reuse, &mut observer)
         }));
         let elapsed = started.elapsed();
         match result {

@@ -1,0 +1,117 @@
+//! Choosing a region of the result to re-sample: Shift+drag on any pane marks a rectangle of the
+//! output image; "Re-sample region" then generates only the tiles under it again, with the current
+//! seed and guidance, and blends them into the shown result (desktop-ux.md, "what none of them
+//! has" #6).
+
+use egui::{Color32, Painter, Rect, Response, Stroke, StrokeKind, Ui, Vec2};
+
+use super::state::State;
+
+/// A rectangle of the output image in output pixels, corners as dragged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Region {
+    pub a: Vec2,
+    pub b: Vec2,
+}
+
+impl Region {
+    /// `(x, y, w, h)` in whole output pixels inside a `frame` of that size; `None` when nothing
+    /// of it lies inside.
+    pub fn pixels(&self, frame: Vec2) -> Option<(u32, u32, u32, u32)> {
+        let lo = self.a.min(self.b).max(Vec2::ZERO);
+        let hi = self.a.max(self.b).min(frame);
+        let (x0, y0) = (lo.x.floor() as u32, lo.y.floor() as u32);
+        let (x1, y1) = (hi.x.ceil() as u32, hi.y.ceil() as u32);
+        (x1 > x0 && y1 > y0).then_some((x0, y0, x1 - x0, y1 - y0))
+    }
+}
+
+/// Shift+drag on a pane marks the region; returns whether the pointer is selecting (and so must
+/// not pan the view).
+pub fn interact(ui: &Ui, response: &Response, pane: Rect, state: &mut State) -> bool {
+    let ppp = ui.ctx().pixels_per_point();
+    let shift = ui.input(|i| i.modifiers.shift);
+    if response.clicked() && shift {
+        state.region = None;
+        return true;
+    }
+    // The drag is recognised once the pointer has moved: it started where the button went down.
+    let origin = ui.input(|i| i.pointer.press_origin());
+    if response.drag_started()
+        && shift
+        && let Some(p) = origin.or(response.interact_pointer_pos())
+    {
+        let at = state.view.frame_point(pane, p, ppp);
+        state.region = Some(Region { a: at, b: at });
+        state.selecting = true;
+    }
+    if !state.selecting {
+        return false;
+    }
+    if response.dragged()
+        && let (Some(p), Some(r)) = (response.interact_pointer_pos(), &mut state.region)
+    {
+        r.b = state.view.frame_point(pane, p, ppp);
+    }
+    if response.drag_stopped() {
+        state.selecting = false;
+        // A Shift+click (no area) clears the region.
+        if state
+            .region
+            .is_some_and(|r| (r.a - r.b).abs().min_elem() < 1.0)
+        {
+            state.region = None;
+        }
+    }
+    true
+}
+
+/// Outlines the region over a pane whose frame (`frame` output pixels) is drawn at `img`.
+pub fn paint(painter: &Painter, img: Rect, frame: Vec2, region: &Region) {
+    if frame.x <= 0.0 || frame.y <= 0.0 {
+        return;
+    }
+    let s = img.size() / frame;
+    let r = Rect::from_two_pos(img.min + region.a * s, img.min + region.b * s);
+    // Dark under light: visible on any picture.
+    painter.rect_stroke(r, 0.0, Stroke::new(3.0, Color32::BLACK), StrokeKind::Middle);
+    painter.rect_stroke(
+        r,
+        0.0,
+        Stroke::new(1.5, Color32::from_rgb(255, 200, 40)),
+        StrokeKind::Middle,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use egui::vec2;
+
+    #[test]
+    fn pixels_are_the_covered_whole_pixels_inside_the_frame() {
+        let frame = vec2(100.0, 50.0);
+        let r = Region {
+            a: vec2(30.4, 40.2),
+            b: vec2(10.6, 5.0),
+        };
+        assert_eq!(r.pixels(frame), Some((10, 5, 21, 36)));
+        // Dragged past the edges: clamped to the image.
+        let r = Region {
+            a: vec2(-20.0, -5.0),
+            b: vec2(130.0, 70.0),
+        };
+        assert_eq!(r.pixels(frame), Some((0, 0, 100, 50)));
+        // Wholly outside, or empty.
+        let r = Region {
+            a: vec2(120.0, 10.0),
+            b: vec2(140.0, 20.0),
+        };
+        assert_eq!(r.pixels(frame), None);
+        let r = Region {
+            a: vec2(20.0, 10.0),
+            b: vec2(20.0, 30.0),
+        };
+        assert_eq!(r.pixels(frame), None);
+    }
+}
