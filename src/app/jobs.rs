@@ -78,7 +78,7 @@ impl VarsrApp {
             .filter(|_| matches!(kind, JobKind::Region { .. }))
             .map(|s| s.image.clone());
         if let JobKind::Region { .. } = kind
-            && !tokens.as_ref().is_some_and(|t| !t.latents.is_empty())
+            && tokens.as_ref().is_none_or(|t| t.latents.is_empty())
         {
             self.state.notice = Some(
                 "Upscale once first (at this scale); re-sampling a region redraws part of that \

@@ -79,6 +79,11 @@ pub struct BenchArgs {
     /// quick checks, and the built-in model's speed (`--small --size 512` is a 128→512 upscale).
     #[arg(long)]
     pub small: bool,
+
+    /// Also time re-sampling a PX × PX square at the centre of a finished run (the app's
+    /// "Re-sample region"), alternating with whole runs.
+    #[arg(long, value_name = "PX")]
+    pub region: Option<u32>,
 }
 
 /// The model sizes to build: the released VARSR (depth 24, 1.1 B parameters), or the built-in one.
@@ -369,9 +374,69 @@ fn bench(args: &BenchArgs) -> Result<(), (u8, String)> {
         };
         println!("{}", m.row("mean", plan.lanes));
     }
+    if let Some(side) = args.region {
+        region(&engine, &input, &opts, &plan, side, args).map_err(failed)?;
+    }
     match peak_rss_mib() {
         Some(m) => println!("peak RSS: {m:.0} MiB ({:.2} GiB)", m / 1024.0),
         None => println!("peak RSS: unknown (no /proc/self/status)"),
+    }
+    Ok(())
+}
+
+/// Re-sampling a centred square against whole runs, alternately, in seconds.
+fn region(
+    engine: &Engine,
+    input: &UpscaleInput,
+    opts: &UpscaleOptions,
+    plan: &up::UpscalePlan,
+    side: u32,
+    args: &BenchArgs,
+) -> Result<(), String> {
+    let (w, h) = plan.target;
+    let side = side.clamp(1, w.min(h));
+    let rect = ((w - side) / 2, (h - side) / 2, side, side);
+    let redo = plan.tiles_touching(rect);
+    let base = up::upscale(
+        engine,
+        input,
+        opts,
+        &mut crate::pipeline::events::Silent,
+        &mut SeededNoise::new(args.seed),
+    )
+    .map_err(|e| e.to_string())?;
+    let resample = UpscaleOptions {
+        kept: Some(up::KeptTiles {
+            latents: base.latents,
+            tokens: base.tokens,
+            redo: redo.clone(),
+        }),
+        ..opts.clone()
+    };
+    println!(
+        "re-sampling a {side}×{side} region at the centre: {} of {} tiles",
+        redo.len(),
+        plan.grid.len()
+    );
+    let timed = |o: &UpscaleOptions| -> Result<f64, String> {
+        let t = Instant::now();
+        up::upscale(
+            engine,
+            input,
+            o,
+            &mut crate::pipeline::events::Silent,
+            &mut SeededNoise::new(args.seed + 1),
+        )
+        .map_err(|e| e.to_string())?;
+        engine.device.synchronize().map_err(|e| e.to_string())?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    for i in 1..=args.runs {
+        let (whole, part) = (timed(opts)?, timed(&resample)?);
+        println!(
+            "pair {i}: whole run {whole:.2} s, region {part:.2} s ({:.2}× the time)",
+            part / whole
+        );
     }
     Ok(())
 }
