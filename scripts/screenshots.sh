@@ -114,12 +114,20 @@ key m t
 wait_log "Trust view \("
 shot 12-trust-view 0.5
 key t
-# Re-sample a region: Shift+drag a rectangle over the result, a new seed, then "Re-sample region"
-# (coordinates for the 1280×820 window: the result pane's picture spans x 824–1267, y 174–617).
-xdotool mousemove 1000 300 keydown shift mousedown 1 mousemove 1050 350 mousemove 1150 450 \
-    mouseup 1 keyup shift
-sleep 0.3
-xdotool mousemove 129 199 click 1
+# Re-sample a region: Shift+drag a rectangle over the result, then "Re-sample region" (with the
+# result's own settings it rolls a new seed). Coordinates are for the 1280×820 window: the result
+# pane's picture spans x 824–1267, y 174–617. The pauses let the window see each step in a frame.
+xdotool mousemove 1000 300 keydown shift
+sleep 0.2
+xdotool mousedown 1
+sleep 0.2
+xdotool mousemove 1050 350
+sleep 0.2
+xdotool mousemove 1150 450
+sleep 0.2
+xdotool mouseup 1
+sleep 0.2
+xdotool keyup shift
 sleep 0.3
 xdotool mousemove 66 338 click 1
 wait_log "Job 2: .* in [0-9.]+ s"

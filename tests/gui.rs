@@ -418,6 +418,41 @@ fn resampling_a_region_redraws_only_its_tiles() {
     );
     assert_ne!(new.image.as_raw(), first_image.as_raw());
 
+    // Again with the result's own settings: a new seed is rolled rather than the same tiles made.
+    h.get_by_label("Re-sample region").click();
+    wait_idle(&mut h, "the region re-rolled");
+    let app = h.state();
+    assert_eq!(app.state.samples.len(), 3);
+    let rolled = &app.state.samples[2];
+    assert_ne!(rolled.seed, 777);
+    assert_eq!(
+        app.settings.params.seed, rolled.seed,
+        "shown in the seed field"
+    );
+    let t = rolled.tokens.clone().unwrap();
+    assert_eq!(t.per_tile[0], first_tokens.per_tile[0]);
+    assert_ne!(t.per_tile[1], tokens.per_tile[1]);
+
+    // While the region is marked, moving the guidance redraws the region only.
+    h.state_mut().settings.live_guidance = true;
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "Guidance")
+        .increment_accesskit();
+    wait_for(
+        &mut h,
+        "the region re-render",
+        Duration::from_secs(300),
+        |a| a.state.samples.len() == 4 && a.is_idle(),
+    );
+    let app = h.state();
+    let live = &app.state.samples[3];
+    assert_eq!(live.options.params.cfg, app.settings.params.cfg);
+    assert!(live.options.params.cfg > 6.0);
+    assert_eq!(
+        live.tokens.clone().unwrap().per_tile[0],
+        first_tokens.per_tile[0],
+        "a region re-render, not a whole one"
+    );
+
     // Shift+click clears the region and the button is disabled again.
     shift_drag(&mut h, at(100.0, 80.0), at(100.0, 80.0));
     assert!(h.state().state.region.is_none());

@@ -550,21 +550,19 @@ pub fn help_window(ctx: &egui::Context, open: &mut bool) {
 fn region_row(ui: &mut Ui, settings: &Settings, state: &State, cmds: &mut Vec<Command>) {
     let frame = state.frame_size(settings.scale);
     let rect = state.region.and_then(|r| r.pixels(frame));
-    let has_latents = state.selected_sample().is_some_and(|s| {
-        !s.partial
-            && s.options.scale == settings.scale
-            && s.tokens.as_ref().is_some_and(|t| !t.latents.is_empty())
-    });
+    let ready = super::region::ready(state, settings).is_some();
     ui.horizontal(|ui| {
         let b = ui
             .add_enabled(
-                rect.is_some() && has_latents && !state.busy(),
+                ready && !state.busy(),
                 egui::Button::new("Re-sample region"),
             )
             .on_hover_text(
                 "Shift+drag over the image to mark a region. Its tiles are generated again with \
-                 the current seed and guidance and blended into the shown result; the rest stays \
-                 as it is. The new version joins the results (Ctrl+1…).",
+                 the current seed and guidance (a new seed if both are the result's own) and \
+                 blended into the shown result; the rest stays as it is. While a region is \
+                 marked, moving the guidance or changing the seed redraws only the region. Each \
+                 version joins the results (Ctrl+1…).",
             );
         if b.clicked() {
             cmds.push(Command::ResampleRegion);

@@ -25,6 +25,14 @@ impl VarsrApp {
             Command::Variations { n } => self.start(JobKind::Variations { n: n.clamp(1, 9) }),
             Command::ResampleRegion => {
                 let frame = self.state.frame_size(self.settings.scale);
+                // The result's own settings would redraw the region exactly as it is: roll a seed.
+                if self
+                    .state
+                    .selected_sample()
+                    .is_some_and(|s| s.options.params == self.settings.params)
+                {
+                    self.settings.params.seed = super::fresh_seed();
+                }
                 match self.state.region.and_then(|r| r.pixels(frame)) {
                     Some(rect) => self.start(JobKind::Region {
                         rect,
@@ -40,6 +48,10 @@ impl VarsrApp {
             }
             _ => {}
         }
+    }
+
+    pub(super) fn region_ready(&self) -> bool {
+        super::region::ready(&self.state, &self.settings).is_some()
     }
 
     fn start(&mut self, kind: JobKind) {

@@ -460,7 +460,13 @@ impl eframe::App for VarsrApp {
             let now = Instant::now();
             if now >= at {
                 self.state.rerender_at = None;
-                self.apply(Command::Upscale);
+                // With a region marked, a changed guidance or seed redraws the region only.
+                let again = if self.region_ready() {
+                    Command::ResampleRegion
+                } else {
+                    Command::Upscale
+                };
+                self.apply(again);
             } else {
                 ctx.request_repaint_after(at - now);
             }

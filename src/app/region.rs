@@ -5,6 +5,7 @@
 
 use egui::{Color32, Painter, Rect, Response, Stroke, StrokeKind, Ui, Vec2};
 
+use super::settings::Settings;
 use super::state::State;
 
 /// A rectangle of the output image in output pixels, corners as dragged.
@@ -24,6 +25,20 @@ impl Region {
         let (x1, y1) = (hi.x.ceil() as u32, hi.y.ceil() as u32);
         (x1 > x0 && y1 > y0).then_some((x0, y0, x1 - x0, y1 - y0))
     }
+}
+
+/// The marked region in output pixels, when it can be re-sampled: it covers part of the image and
+/// the shown result is finished, at the chosen scale, with its tiles' latents.
+pub fn ready(state: &State, settings: &Settings) -> Option<(u32, u32, u32, u32)> {
+    let base = state.selected_sample()?;
+    let usable = !base.partial
+        && base.options.scale == settings.scale
+        && base.tokens.as_ref().is_some_and(|t| !t.latents.is_empty());
+    let frame = state.frame_size(settings.scale);
+    state
+        .region
+        .and_then(|r| r.pixels(frame))
+        .filter(|_| usable)
 }
 
 /// Shift+drag on a pane marks the region; returns whether the pointer is selecting (and so must
