@@ -258,12 +258,19 @@ impl VarsrApp {
                 // A re-sampled region is a new version beside the result it started from.
                 if let JobKind::Region { from, .. } = j.kind {
                     self.state.selected = self.state.samples.len();
-                    self.state.notice = Some(format!(
+                    let mut note = format!(
                         "Region re-sampled (seed {seed}). Ctrl+{} shows the result it started \
                          from, Ctrl+{} this one.",
                         from + 1,
                         self.state.selected + 1
-                    ));
+                    );
+                    if j.options.params.top_k == 1 {
+                        note.push_str(
+                            " With top-k 1 a seed changes only the refiner's fine noise; raise \
+                             top-k (Advanced) to draw the region differently.",
+                        );
+                    }
+                    self.state.notice = Some(note);
                 } else if j.finished == 0 {
                     self.state.samples.clear();
                     self.state.selected = 0;
