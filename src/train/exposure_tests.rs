@@ -8,12 +8,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::diffusion::DiffusionLoss;
-use super::fast_modules::FastConEmbedding;
-use super::tests::{max_diff, randomize, tiny_var, tiny_vqvae};
+use super::tests::{max_diff, randomize, tiny_batch, tiny_model, tiny_var, tiny_vqvae};
 use super::tokenizer::{Tokenizer, code_neighbours, corrupt_ids, targets, targets_fed};
-use super::transformer::{Batch, LossOptions, latent_distance, losses};
+use super::transformer::{LossOptions, latent_distance, losses};
 use super::{init, mask};
-use crate::model::var::Var;
 use crate::ops::resample::area;
 
 fn tokenizer(seed: u64) -> Result<Tokenizer> {
@@ -182,16 +180,8 @@ fn the_latent_loss_is_added_to_the_total_only_when_weighted() -> anyhow::Result<
     let dev = Device::Cpu;
     let tok = tokenizer(10)?;
     let cfg = tiny_var();
-    let img = Tensor::randn(0f32, 0.5, (2, 3, 8, 8), &dev)?;
-    let batch = Batch {
-        lr: (img.clone() * 0.5)?,
-        labels: Tensor::new(&[0u32, 1], &dev)?,
-        targets: targets(&tok, &img, &cfg.patch_nums)?,
-    };
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
-    let enc = FastConEmbedding::new(&cfg.encoder_channels, cfg.embed_dim, vb.pp("con_embedding"))?;
-    let var = Var::new(cfg.clone(), vb)?;
+    let batch = tiny_batch(&tok)?;
+    let (vm, var, enc) = tiny_model()?;
     init::init_var(&vm, &cfg, &mut StdRng::seed_from_u64(1))?;
     let m = mask::block_causal(16, &cfg.patch_nums, &dev)?;
     let dl = DiffusionLoss::default();

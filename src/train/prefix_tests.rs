@@ -163,9 +163,8 @@ fn a_checkpoint_without_the_encoder_names_the_missing_key() -> anyhow::Result<()
 #[test]
 fn a_frozen_prefix_gets_no_gradient() -> anyhow::Result<()> {
     use super::diffusion::DiffusionLoss;
-    use super::tests::{tiny_var, tiny_vqvae};
-    use super::tokenizer::targets;
-    use super::transformer::{Batch, LossOptions, losses};
+    use super::tests::{tiny_batch, tiny_model, tiny_var, tiny_vqvae};
+    use super::transformer::{LossOptions, losses};
     let dev = Device::Cpu;
     let tvm = VarMap::new();
     let tok = Tokenizer::new(
@@ -174,16 +173,8 @@ fn a_frozen_prefix_gets_no_gradient() -> anyhow::Result<()> {
     )?;
     init::init_vqvae(&tvm, &mut StdRng::seed_from_u64(5))?;
     let cfg = tiny_var();
-    let img = Tensor::randn(0f32, 0.5, (2, 3, 8, 8), &dev)?;
-    let batch = Batch {
-        lr: (img.clone() * 0.5)?,
-        labels: Tensor::new(&[0u32, 1], &dev)?,
-        targets: targets(&tok, &img, &cfg.patch_nums)?,
-    };
-    let vm = VarMap::new();
-    let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
-    let enc = FastConEmbedding::new(&cfg.encoder_channels, cfg.embed_dim, vb.pp("con_embedding"))?;
-    let var = Var::new(cfg.clone(), vb)?;
+    let batch = tiny_batch(&tok)?;
+    let (vm, var, enc) = tiny_model()?;
     randomize(&vm, 0.2, 6)?;
     let m = super::mask::block_causal(16, &cfg.patch_nums, &dev)?;
     let dl = DiffusionLoss::default();

@@ -72,6 +72,27 @@ pub(super) fn randomize(vm: &VarMap, std: f64, seed: u64) -> Result<()> {
     Ok(())
 }
 
+/// A batch of two random 8×8 images (labels 0 and 1) tokenized by `tok` for [`tiny_var`].
+pub(super) fn tiny_batch(tok: &Tokenizer) -> Result<Batch> {
+    let dev = Device::Cpu;
+    let img = Tensor::randn(0f32, 0.5, (2, 3, 8, 8), &dev)?;
+    Ok(Batch {
+        lr: (img.clone() * 0.5)?,
+        labels: Tensor::new(&[0u32, 1], &dev)?,
+        targets: targets(tok, &img, &tiny_var().patch_nums)?,
+    })
+}
+
+/// A [`tiny_var`] transformer and its LR encoder on one var map (tensors as the builder made them).
+pub(super) fn tiny_model() -> Result<(VarMap, Var, FastConEmbedding)> {
+    let cfg = tiny_var();
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    let enc = FastConEmbedding::new(&cfg.encoder_channels, cfg.embed_dim, vb.pp("con_embedding"))?;
+    let var = Var::new(cfg, vb)?;
+    Ok((vm, var, enc))
+}
+
 pub(super) fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
     (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
 }
