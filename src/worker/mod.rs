@@ -112,6 +112,26 @@ struct Run<'a> {
     cancel: &'a CancelFlag,
 }
 
+impl<'a> Run<'a> {
+    /// A request's only generation (variant 0).
+    fn single(
+        job: JobId,
+        image: &'a InputImage,
+        options: JobOptions,
+        reuse: Reuse<'a>,
+        cancel: &'a CancelFlag,
+    ) -> Self {
+        Self {
+            job,
+            variant: 0,
+            image,
+            options,
+            reuse,
+            cancel,
+        }
+    }
+}
+
 impl WorkerState {
     fn send(&self, event: Event) {
         let _ = self.tx.send(event);
@@ -131,14 +151,7 @@ impl WorkerState {
                 options,
                 cancel,
             } => {
-                self.run(Run {
-                    job,
-                    variant: 0,
-                    image: &image,
-                    options,
-                    reuse: Reuse::Nothing,
-                    cancel: &cancel,
-                });
+                self.run(Run::single(job, &image, options, Reuse::Nothing, &cancel));
             }
             Request::Rerun {
                 job,
@@ -148,17 +161,11 @@ impl WorkerState {
                 tokens,
                 cancel,
             } => {
-                self.run(Run {
-                    job,
-                    variant: 0,
-                    image: &image,
-                    options,
-                    reuse: Reuse::Scales {
-                        tokens: &tokens,
-                        from_scale,
-                    },
-                    cancel: &cancel,
-                });
+                let reuse = Reuse::Scales {
+                    tokens: &tokens,
+                    from_scale,
+                };
+                self.run(Run::single(job, &image, options, reuse, &cancel));
             }
             Request::Resample {
                 job,
@@ -169,18 +176,12 @@ impl WorkerState {
                 base,
                 cancel,
             } => {
-                self.run(Run {
-                    job,
-                    variant: 0,
-                    image: &image,
-                    options,
-                    reuse: Reuse::AllBut {
-                        kept: &kept,
-                        rect: region,
-                        base: &base,
-                    },
-                    cancel: &cancel,
-                });
+                let reuse = Reuse::AllBut {
+                    kept: &kept,
+                    rect: region,
+                    base: &base,
+                };
+                self.run(Run::single(job, &image, options, reuse, &cancel));
             }
             Request::Variations {
                 job,
