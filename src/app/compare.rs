@@ -316,16 +316,16 @@ fn interact_pane(
     let response = ui
         .interact(rect, ui.scope_id().with(id), Sense::click_and_drag())
         .on_hover_cursor(CursorIcon::Grab);
-    if !region::interact(ui, &response, rect, state) {
+    if !region::interact(ui, &response, rect, frame, state) {
         state.view.interact(ui, &response, rect);
     }
     state.view.update_fit(rect, frame, ppp);
     (state.view.image_rect(rect, frame, ppp), response)
 }
 
-fn paint_region(painter: &egui::Painter, img: Rect, frame: Vec2, state: &State) {
+fn paint_region(painter: &egui::Painter, img: Rect, state: &State) {
     if let Some(r) = &state.region {
-        region::paint(painter, img, frame, r);
+        region::paint(painter, img, r);
     }
 }
 
@@ -397,7 +397,7 @@ fn side_by_side(
                 masks.push(img.intersect(pane));
             }
         }
-        paint_region(&painter, img, frame, state);
+        paint_region(&painter, img, state);
         if !label.is_empty() {
             corner_label(&painter, pane, &label, false);
         }
@@ -429,8 +429,7 @@ fn split(ui: &mut Ui, rect: Rect, settings: &Settings, state: &mut State, checke
             mask = Some(img.intersect(right));
         }
     }
-    let frame = state.frame_size(settings.scale);
-    paint_region(&ui.painter_at(rect), img, frame, state);
+    paint_region(&ui.painter_at(rect), img, state);
     corner_label(&ui.painter_at(rect), rect, &label, true);
     let input_label = state.input.as_ref().map_or(String::new(), |i| {
         format!("Input {}×{}", i.size()[0], i.size()[1])
@@ -468,7 +467,7 @@ fn single(ui: &mut Ui, rect: Rect, settings: &Settings, state: &mut State, check
             mask = Some(img.intersect(rect));
         }
     }
-    paint_region(&painter, img, state.frame_size(settings.scale), state);
+    paint_region(&painter, img, state);
     corner_label(&painter, rect, &label, false);
     name_pane(&response, &label);
     drop(layers);

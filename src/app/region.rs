@@ -8,7 +8,8 @@ use egui::{Color32, Painter, Rect, Response, Stroke, StrokeKind, Ui, Vec2};
 use super::settings::Settings;
 use super::state::State;
 
-/// A rectangle of the output image in output pixels, corners as dragged.
+/// A rectangle of the output image, corners as dragged, in shares of its width and height: it stays
+/// on the same part of the picture when the scale (and so the output size) changes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Region {
     pub a: Vec2,
@@ -19,8 +20,8 @@ impl Region {
     /// `(x, y, w, h)` in whole output pixels inside a `frame` of that size; `None` when nothing
     /// of it lies inside.
     pub fn pixels(&self, frame: Vec2) -> Option<(u32, u32, u32, u32)> {
-        let lo = self.a.min(self.b).max(Vec2::ZERO);
-        let hi = self.a.max(self.b).min(frame);
+        let lo = (self.a.min(self.b) * frame).max(Vec2::ZERO);
+        let hi = (self.a.max(self.b) * frame).min(frame);
         let (x0, y0) = (lo.x.floor() as u32, lo.y.floor() as u32);
         let (x1, y1) = (hi.x.ceil() as u32, hi.y.ceil() as u32);
         (x1 > x0 && y1 > y0).then_some((x0, y0, x1 - x0, y1 - y0))
@@ -43,8 +44,11 @@ pub fn ready(state: &State, settings: &Settings) -> Option<(u32, u32, u32, u32)>
 
 /// Shift+drag on a pane marks the region; returns whether the pointer is selecting (and so must
 /// not pan the view).
-pub fn interact(ui: &Ui, response: &Response, pane: Rect, state: &mut State) -> bool {
+pub fn interact(ui: &Ui, response: &Response, pane: Rect, frame: Vec2, state: &mut State) -> bool {
     let ppp = ui.ctx().pixels_per_point();
+    if frame.x <= 0.0 || frame.y <= 0.0 {
+        return false;
+    }
     let shift = ui.input(|i| i.modifiers.shift);
     if response.clicked() && shift {
         state.region = None;
@@ -56,7 +60,7 @@ pub fn interact(ui: &Ui, response: &Response, pane: Rect, state: &mut State) -> 
         && shift
         && let Some(p) = origin.or(response.interact_pointer_pos())
     {
-        let at = state.view.frame_point(pane, p, ppp);
+        let at = state.view.frame_point(pane, p, ppp) / frame;
         state.region = Some(Region { a: at, b: at });
         state.selecting = true;
     }
@@ -66,14 +70,14 @@ pub fn interact(ui: &Ui, response: &Response, pane: Rect, state: &mut State) -> 
     if response.dragged()
         && let (Some(p), Some(r)) = (response.interact_pointer_pos(), &mut state.region)
     {
-        r.b = state.view.frame_point(pane, p, ppp);
+        r.b = state.view.frame_point(pane, p, ppp) / frame;
     }
     if response.drag_stopped() {
         state.selecting = false;
         // A Shift+click (no area) clears the region.
         if state
             .region
-            .is_some_and(|r| (r.a - r.b).abs().min_elem() < 1.0)
+            .is_some_and(|r| ((r.a - r.b) * frame).abs().min_elem() < 1.0)
         {
             state.region = None;
         }
@@ -81,12 +85,9 @@ pub fn interact(ui: &Ui, response: &Response, pane: Rect, state: &mut State) -> 
     true
 }
 
-/// Outlines the region over a pane whose frame (`frame` output pixels) is drawn at `img`.
-pub fn paint(painter: &Painter, img: Rect, frame: Vec2, region: &Region) {
-    if frame.x <= 0.0 || frame.y <= 0.0 {
-        return;
-    }
-    let s = img.size() / frame;
+/// Outlines the region over a pane whose output image is drawn at `img`.
+pub fn paint(painter: &Painter, img: Rect, region: &Region) {
+    let s = img.size();
     let r = Rect::from_two_pos(img.min + region.a * s, img.min + region.b * s);
     // Dark under light: visible on any picture.
     painter.rect_stroke(r, 0.0, Stroke::new(3.0, Color32::BLACK), StrokeKind::Middle);
@@ -106,26 +107,29 @@ mod tests {
     #[test]
     fn pixels_are_the_covered_whole_pixels_inside_the_frame() {
         let frame = vec2(100.0, 50.0);
+        // Corners at (30.4, 40.2) and (10.6, 5.0) output pixels.
         let r = Region {
-            a: vec2(30.4, 40.2),
-            b: vec2(10.6, 5.0),
+            a: vec2(0.304, 0.804),
+            b: vec2(0.106, 0.1),
         };
         assert_eq!(r.pixels(frame), Some((10, 5, 21, 36)));
+        // The same part of the picture at twice the size.
+        assert_eq!(r.pixels(frame * 2.0), Some((21, 10, 40, 71)));
         // Dragged past the edges: clamped to the image.
         let r = Region {
-            a: vec2(-20.0, -5.0),
-            b: vec2(130.0, 70.0),
+            a: vec2(-0.2, -0.1),
+            b: vec2(1.3, 1.4),
         };
         assert_eq!(r.pixels(frame), Some((0, 0, 100, 50)));
         // Wholly outside, or empty.
         let r = Region {
-            a: vec2(120.0, 10.0),
-            b: vec2(140.0, 20.0),
+            a: vec2(1.2, 0.2),
+            b: vec2(1.4, 0.4),
         };
         assert_eq!(r.pixels(frame), None);
         let r = Region {
-            a: vec2(20.0, 10.0),
-            b: vec2(20.0, 30.0),
+            a: vec2(0.2, 0.2),
+            b: vec2(0.2, 0.6),
         };
         assert_eq!(r.pixels(frame), None);
     }
