@@ -1,5 +1,6 @@
 //! Starting and cancelling jobs, and applying the worker's events to the window's state.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::state::{Job, JobKind, ModelStatus, ProgressInfo, Sample, ScaleStrip};
@@ -24,7 +25,13 @@ impl VarsrApp {
             Command::Rerun { from_scale } => self.start(JobKind::Rerun { from_scale }),
             Command::Variations { n } => self.start(JobKind::Variations { n: n.clamp(1, 9) }),
             Command::ResampleRegion => {
-                let frame = self.state.frame_size(self.settings.scale);
+                let Some(rect) = super::region::ready(&self.state, &self.settings) else {
+                    self.state.notice = Some(
+                        "Mark a region (Shift+drag) over a finished result at this scale first."
+                            .into(),
+                    );
+                    return;
+                };
                 // The result's own settings would redraw the region exactly as it is: roll a seed.
                 if self
                     .state
@@ -33,25 +40,13 @@ impl VarsrApp {
                 {
                     self.settings.params.seed = super::fresh_seed();
                 }
-                match self.state.region.and_then(|r| r.pixels(frame)) {
-                    Some(rect) => self.start(JobKind::Region {
-                        rect,
-                        from: self.state.selected,
-                    }),
-                    None => {
-                        self.state.notice = Some(
-                            "Mark a region first: Shift+drag over the part of the image to redo."
-                                .into(),
-                        );
-                    }
-                }
+                self.start(JobKind::Region {
+                    rect,
+                    from: self.state.selected,
+                });
             }
             _ => {}
         }
-    }
-
-    pub(super) fn region_ready(&self) -> bool {
-        super::region::ready(&self.state, &self.settings).is_some()
     }
 
     fn start(&mut self, kind: JobKind) {
@@ -83,22 +78,6 @@ impl VarsrApp {
             );
             return;
         }
-        // Re-sampling a region blends into the shown result: its image and every tile's latent.
-        let base = self
-            .state
-            .selected_sample()
-            .filter(|_| matches!(kind, JobKind::Region { .. }))
-            .map(|s| s.image.clone());
-        if let JobKind::Region { .. } = kind
-            && tokens.as_ref().is_none_or(|t| t.latents.is_empty())
-        {
-            self.state.notice = Some(
-                "Upscale once first (at this scale); re-sampling a region redraws part of that \
-                 result."
-                    .into(),
-            );
-            return;
-        }
         // A newer request replaces the running one.
         if let Some(old) = self.state.job.take() {
             old.cancel.cancel();
@@ -125,8 +104,13 @@ impl VarsrApp {
                 image,
                 options: options.clone(),
                 region: *rect,
+                // `region::ready` checked that the shown result has every tile's latent.
                 kept: tokens.unwrap_or_default(),
-                base: base.unwrap_or_default(),
+                base: self
+                    .state
+                    .selected_sample()
+                    .map(|s| Arc::clone(&s.image))
+                    .unwrap_or_default(),
                 cancel: cancel.clone(),
             },
             JobKind::Variations { n } => Request::Variations {

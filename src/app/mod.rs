@@ -461,7 +461,7 @@ impl eframe::App for VarsrApp {
             if now >= at {
                 self.state.rerender_at = None;
                 // With a region marked, a changed guidance or seed redraws the region only.
-                let again = if self.region_ready() {
+                let again = if region::ready(&self.state, &self.settings).is_some() {
                     Command::ResampleRegion
                 } else {
                     Command::Upscale
