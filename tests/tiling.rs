@@ -344,28 +344,28 @@ mod pipeline {
         let b = run(&engine, &opts(8, None), &mut Recorder::default()).unwrap();
         assert_eq!(a.latents.len(), 2);
         assert_eq!(a.latents[0].len(), 32 * 32 * 32);
-        let keep = |redo: Vec<usize>| {
+        let keep = |region| {
             Some(KeptTiles {
                 latents: a.latents.clone(),
                 tokens: a.tokens.clone(),
-                redo,
+                region,
             })
         };
+        let (w, h) = a.rgb.dimensions();
 
-        // Nothing to redo: no tile is generated and the image is the first one again.
+        // An empty region: no tile is generated and the image is the first one again.
         let mut rec = Recorder::default();
-        let same = run(&engine, &opts(8, keep(vec![])), &mut rec).unwrap();
+        let same = run(&engine, &opts(8, keep((0, 0, 0, 0))), &mut rec).unwrap();
         assert!(rec.scales.is_empty(), "{:?}", rec.scales);
         assert!(same.rgb == a.rgb && same.tokens == a.tokens);
 
         // A rectangle at the right edge lies on the second tile only (tiles span 0–512 and
         // 64–576 of the 576-px canvas, i.e. 0–462 and 58–520 of the 520-px output).
-        let (w, h) = a.rgb.dimensions();
         assert_eq!(a.plan.tiles_touching((w - 20, 10, 20, 20)), vec![1]);
         assert_eq!(a.plan.tiles_touching((0, 0, 30, h)), vec![0]);
         assert_eq!(a.plan.tiles_touching((200, 50, 10, 10)), vec![0, 1]);
         let mut rec = Recorder::default();
-        let r = run(&engine, &opts(8, keep(vec![1])), &mut rec).unwrap();
+        let r = run(&engine, &opts(8, keep((w - 20, 10, 20, 20))), &mut rec).unwrap();
         let expect: Vec<_> = (0..10).map(|s| (1, 2, s, 10)).collect();
         assert_eq!(rec.scales, expect, "only tile 1 is generated");
         assert!(r.latents[0] == a.latents[0] && r.tokens[0] == a.tokens[0]);
@@ -378,7 +378,7 @@ mod pipeline {
         let mixed = KeptTiles {
             latents: vec![a.latents[0].clone(), b.latents[1].clone()],
             tokens: vec![a.tokens[0].clone(), b.tokens[1].clone()],
-            redo: vec![],
+            region: (0, 0, 0, 0),
         };
         let blend = run(&engine, &opts(3, Some(mixed)), &mut Recorder::default()).unwrap();
         assert!(r.rgb == blend.rgb);
@@ -394,10 +394,10 @@ mod pipeline {
                 < strip_diff(&r.rgb, &a.rgb, right.0, right.1)
         );
 
-        // Every tile redone with the new seed: the second run exactly.
+        // The whole output redone with the new seed: the second run exactly.
         let all = run(
             &engine,
-            &opts(8, keep(vec![1, 0, 1])),
+            &opts(8, keep((0, 0, w, h))),
             &mut Recorder::default(),
         )
         .unwrap();
@@ -407,14 +407,12 @@ mod pipeline {
         let wrong = KeptTiles {
             latents: vec![a.latents[0].clone()],
             tokens: vec![a.tokens[0].clone()],
-            redo: vec![0],
+            region: (0, 0, 10, 10),
         };
         let err = run(&engine, &opts(8, Some(wrong)), &mut Recorder::default()).unwrap_err();
         assert!(err.to_string().contains("same image and size"), "{err}");
-        let outside = KeptTiles {
-            redo: vec![2],
-            ..keep(vec![]).unwrap()
-        };
+        // So is a region reaching past the output.
+        let outside = keep((w - 10, 0, 20, 10)).unwrap();
         assert!(matches!(
             run(&engine, &opts(8, Some(outside)), &mut Recorder::default()),
             Err(Error::Invalid(_))

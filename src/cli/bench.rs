@@ -396,7 +396,7 @@ fn region(
     let (w, h) = plan.target;
     let side = side.clamp(1, w.min(h));
     let rect = ((w - side) / 2, (h - side) / 2, side, side);
-    let redo = plan.tiles_touching(rect);
+    let redone = plan.tiles_touching(rect).len();
     let base = up::upscale(
         engine,
         input,
@@ -409,13 +409,13 @@ fn region(
         kept: Some(up::KeptTiles {
             latents: base.latents,
             tokens: base.tokens,
-            redo: redo.clone(),
+            region: rect,
         }),
         ..opts.clone()
     };
     println!(
         "re-sampling a {side}×{side} region at the centre: {} of {} tiles",
-        redo.len(),
+        redone,
         plan.grid.len()
     );
     let timed = |o: &UpscaleOptions| -> Result<f64, String> {

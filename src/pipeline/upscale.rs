@@ -65,17 +65,18 @@ pub struct LockedTokens {
     pub per_tile: Vec<Vec<Vec<u32>>>,
 }
 
-/// An earlier run of the same image and size whose tiles are kept except `redo`, which are
-/// generated anew (with this run's seed, guidance and sampling) and blended with the kept ones by
-/// the usual tile weights: "re-sample a region".
+/// An earlier run of the same image and size whose tiles are kept except those under `region`,
+/// which are generated anew (with this run's seed, guidance and sampling) and blended with the kept
+/// ones by the usual tile weights: "re-sample a region".
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct KeptTiles {
     /// Every tile's final latent, as in [`UpscaleOutput::latents`].
     pub latents: Vec<Vec<f32>>,
     /// Every tile's token ids, as in [`UpscaleOutput::tokens`].
     pub tokens: Vec<Vec<Vec<u32>>>,
-    /// Indices of the tiles to generate again.
-    pub redo: Vec<usize>,
+    /// `(x, y, w, h)` in output pixels: the tiles it touches ([`UpscalePlan::tiles_touching`]) are
+    /// generated again.
+    pub region: (u32, u32, u32, u32),
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -437,8 +438,9 @@ pub fn upscale(
     let grid = &plan.grid;
     check_locked(opts.locked.as_ref(), grid.len(), &patch_nums)?;
     let latent_len = engine.var.config.cvae * grid.geometry.tile * grid.geometry.tile;
-    check_kept(opts.kept.as_ref(), grid.len(), latent_len)?;
-    let generated = opts.kept.as_ref().map_or(grid.len(), |k| k.redo.len());
+    check_kept(opts.kept.as_ref(), grid.len(), latent_len, plan.target)?;
+    let redo = opts.kept.as_ref().map(|k| plan.tiles_touching(k.region));
+    let generated = redo.as_ref().map_or(grid.len(), Vec::len);
 
     let mut job = JobObserver {
         inner: observer,
@@ -457,7 +459,7 @@ pub fn upscale(
         patch_nums: &patch_nums,
         noise: &tile_noise,
     };
-    let (latent, tokens, latents) = batches::generate_tiles(&tile_job, &mut job)?;
+    let (latent, tokens, latents) = batches::generate_tiles(&tile_job, redo, &mut job)?;
 
     job.inner.progress(&Progress::Decoding);
     let base = engine.is_residual().then_some(&lr);
@@ -487,7 +489,12 @@ pub fn upscale(
     })
 }
 
-fn check_kept(kept: Option<&KeptTiles>, tiles: usize, latent_len: usize) -> Result<()> {
+fn check_kept(
+    kept: Option<&KeptTiles>,
+    tiles: usize,
+    latent_len: usize,
+    target: (u32, u32),
+) -> Result<()> {
     let Some(k) = kept else { return Ok(()) };
     let same = "same image and size needed";
     if k.latents.len() != tiles || k.tokens.len() != tiles {
@@ -502,9 +509,11 @@ fn check_kept(kept: Option<&KeptTiles>, tiles: usize, latent_len: usize) -> Resu
             k.latents[t].len()
         )));
     }
-    if let Some(&t) = k.redo.iter().find(|&&t| t >= tiles) {
+    let (x, y, w, h) = k.region;
+    if x as u64 + w as u64 > target.0 as u64 || y as u64 + h as u64 > target.1 as u64 {
         return Err(Error::Invalid(format!(
-            "tile {t} to re-sample is outside the image's {tiles} tiles"
+            "the region {w}×{h} at ({x}, {y}) is not inside the {}×{} output",
+            target.0, target.1
         )));
     }
     Ok(())

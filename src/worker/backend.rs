@@ -103,7 +103,7 @@ pub enum Reuse<'a> {
     },
 }
 
-fn options(loaded: &Loaded, size: (u32, u32), job: &JobOptions, reuse: Reuse) -> UpscaleOptions {
+fn options(job: &JobOptions, reuse: Reuse) -> UpscaleOptions {
     let mut opts = UpscaleOptions {
         params: job.params.clone(),
         size: TargetSize::Scale(job.scale),
@@ -118,14 +118,10 @@ fn options(loaded: &Loaded, size: (u32, u32), job: &JobOptions, reuse: Reuse) ->
             });
         }
         Reuse::AllBut { kept, rect, .. } => {
-            // A plan that fails here fails the run with its own message.
-            let redo = upscale::plan(&loaded.engine, size, &opts)
-                .map(|p| p.tiles_touching(rect))
-                .unwrap_or_default();
             opts.kept = Some(KeptTiles {
                 latents: kept.latents.clone(),
                 tokens: kept.per_tile.clone(),
-                redo,
+                region: rect,
             });
         }
     }
@@ -139,11 +135,7 @@ pub fn layout(loaded: &Loaded, image: &InputImage, job: &JobOptions, reuse: Reus
         Reuse::AllBut { base, .. } => Some(base.clone()),
         _ => None,
     };
-    match upscale::plan(
-        &loaded.engine,
-        size,
-        &options(loaded, size, job, Reuse::Nothing),
-    ) {
+    match upscale::plan(&loaded.engine, size, &options(job, Reuse::Nothing)) {
         Ok(plan) => Layout {
             width: plan.target.0,
             height: plan.target.1,
@@ -170,8 +162,7 @@ pub fn upscale(
     observer: &mut dyn Observer,
 ) -> Result<(Picture, Tokens)> {
     let input = UpscaleInput::from_rgba(&image.picture);
-    let size = (image.picture.width(), image.picture.height());
-    let opts = options(loaded, size, job, reuse);
+    let opts = options(job, reuse);
     let mut noise = SeededNoise::new(job.params.seed);
     let out = upscale::upscale(&loaded.engine, &input, &opts, observer, &mut noise)?;
     let tokens = Tokens {

@@ -89,22 +89,18 @@ fn consecutive_batches(tiles: &[Tile], size: usize) -> Vec<&[Tile]> {
     out
 }
 
-/// Runs every batch of tiles (only the `redo` ones when tiles are kept) and blends all tiles'
-/// latents; returns the blended latent (CHW), the tokens per tile and scale, and each tile's
+/// Runs every batch of tiles (only the `redo` ones, sorted, when tiles are kept) and blends all
+/// tiles' latents; returns the blended latent (CHW), the tokens per tile and scale, and each tile's
 /// latent. The blend adds the tiles in tile order whatever order the lanes finished them in, so
 /// the result does not depend on the lanes.
 pub(super) fn generate_tiles(
     job: &TileJob,
+    redo: Option<Vec<usize>>,
     observer: &mut JobObserver,
 ) -> Result<(Vec<f32>, TileTokens, Vec<Vec<f32>>)> {
     let grid = &job.plan.grid;
-    let tiles: Vec<Tile> = match &job.opts.kept {
-        Some(kept) => {
-            let mut redo = kept.redo.clone();
-            redo.sort_unstable();
-            redo.dedup();
-            redo.into_iter().map(|i| grid.tile(i)).collect()
-        }
+    let tiles: Vec<Tile> = match redo {
+        Some(redo) => redo.into_iter().map(|i| grid.tile(i)).collect(),
         None => grid.tiles().collect(),
     };
     let batches = consecutive_batches(&tiles, job.plan.batch.max(1));
