@@ -50,18 +50,29 @@ pub fn load(path: &Path, varmap: &VarMap, opt: &mut AdamW) -> Result<usize> {
 
 /// Copies `p.<name>` (or plain `<name>`) tensors into the matching variables.
 pub fn load_params(all: &HashMap<String, Tensor>, varmap: &VarMap) -> Result<()> {
+    load_params_where(all, varmap, |_| true).map(|_| ())
+}
+
+/// [`load_params`] for the variables whose name passes `wanted` only; returns how many were set.
+pub fn load_params_where(
+    all: &HashMap<String, Tensor>,
+    varmap: &VarMap,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<usize> {
     let data = varmap
         .data()
         .lock()
         .map_err(|_| candle_core::Error::Msg("poisoned var map".into()))?;
-    for (k, v) in data.iter() {
+    let mut n = 0;
+    for (k, v) in data.iter().filter(|(k, _)| wanted(k)) {
         let t = all.get(&format!("p.{k}")).or_else(|| all.get(k));
         match t {
             Some(t) => v.set(&t.to_dtype(DType::F32)?)?,
-            None => candle_core::bail!("checkpoint has no tensor for `{k}`"),
+            None => candle_core::bail!("checkpoint has no tensor `{k}`"),
         }
+        n += 1;
     }
-    Ok(())
+    Ok(n)
 }
 
 /// The parameters of a checkpoint as plain tensors (`p.` prefix removed), e.g. a frozen tokenizer.

@@ -154,20 +154,8 @@ pub fn train_prefix(run: &PrefixRun) -> Result<()> {
 
 /// Copies the pretrained `con_embedding.*` tensors of a [`train_prefix`] checkpoint into `varmap`.
 pub fn load_pretrained(path: &std::path::Path, varmap: &VarMap) -> Result<usize> {
-    let tensors =
-        checkpoint::load_frozen(path).with_context(|| format!("reading {}", path.display()))?;
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| anyhow::anyhow!("poisoned var map"))?;
-    let mut n = 0;
-    for (k, v) in data.iter().filter(|(k, _)| k.starts_with("con_embedding.")) {
-        let t = tensors
-            .get(k)
-            .with_context(|| format!("{} has no tensor `{k}`", path.display()))?;
-        v.set(&t.to_dtype(DType::F32)?)
-            .with_context(|| format!("`{k}` in {}", path.display()))?;
-        n += 1;
-    }
-    Ok(n)
+    let all = candle_core::safetensors::load(path, &Device::Cpu)
+        .with_context(|| format!("reading {}", path.display()))?;
+    checkpoint::load_params_where(&all, varmap, |k| k.starts_with("con_embedding."))
+        .with_context(|| format!("the LR encoder in {}", path.display()))
 }
