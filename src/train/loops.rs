@@ -45,6 +45,13 @@ pub fn target_tensor(hr: &Tensor, lr: &Tensor, gain: u32) -> Result<Tensor> {
     Ok(((hr - lr)? * gain as f64)?)
 }
 
+/// PSNR in image units (signal range 2) of an error whose mean square is `mse` in the units the
+/// tokenizer codes: a residual tokenizer's error at `gain` is the error of bicubic + residual.
+pub(super) fn residual_psnr(mse: f64, gain: u32) -> f64 {
+    let g2 = (gain.max(1) as f64).powi(2);
+    10.0 * (4.0 / (mse / g2).max(1e-12)).log10()
+}
+
 /// A random `side × side` window (the same for the whole batch) of `x` `(B, C, S, S)`.
 fn random_window(x: &Tensor, side: usize, rng: &mut impl Rng) -> Result<Tensor> {
     let s = x.dim(2)?;
@@ -120,8 +127,6 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
     let mut hits = vec![0u32; cfg.vocab_size];
     let mut t0 = Instant::now();
     let mut acc = [0f64; 6];
-    // Errors of a residual tokenizer scaled back to image units.
-    let gain2 = (cfg.residual_gain.max(1) as f64).powi(2);
     while opt.step < run.steps {
         let stage2 = opt.step >= run.stage1_steps;
         let side = if stage2 {
@@ -195,10 +200,9 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
         acc[1] += q.vq_loss.to_scalar::<f32>()? as f64;
         acc[2] += fl.sqr()?.mean_all()?.sqrt()?.to_scalar::<f32>()? as f64;
         acc[3] += 1.0;
-        // In image units: a residual's error is the error of bicubic + residual.
-        acc[4] += l2.to_scalar::<f32>()? as f64 / gain2;
+        acc[4] += l2.to_scalar::<f32>()? as f64;
         // What decoding nothing scores: bicubic alone, for a residual tokenizer.
-        acc[5] += x.sqr()?.mean_all()?.to_scalar::<f32>()? as f64 / gain2;
+        acc[5] += x.sqr()?.mean_all()?.to_scalar::<f32>()? as f64;
         let every = if opt.step <= 500 { 20 } else { 100 };
         if !run.decoder_only && (opt.step == 1 || opt.step % every == 0) {
             let n = restart_dead_codes(&tok, &varmap, &q.rest_rows, &mut hits, &mut rng)?;
@@ -212,8 +216,8 @@ pub fn train_tokenizer(run: &TokenizerRun) -> Result<()> {
                 "tokenizer step {} l1 {:.4} psnr {:.2} dB (zero {:.2} dB) vq {:.4} f_rms {:.3} lr {:.2e} |g| {:.2} {:.2}s/step",
                 opt.step,
                 acc[0] / n,
-                10.0 * (4.0 / (acc[4] / n).max(1e-12)).log10(),
-                10.0 * (4.0 / (acc[5] / n).max(1e-12)).log10(),
+                residual_psnr(acc[4] / n, cfg.residual_gain),
+                residual_psnr(acc[5] / n, cfg.residual_gain),
                 acc[1] / n,
                 acc[2] / n,
                 lr,

@@ -16,7 +16,9 @@ use rand::{Rng, SeedableRng};
 use super::data::Patches;
 use super::degrade::{self, Degradation};
 use super::fast_modules::FastConEmbedding;
-use super::loops::{batch_tensor, load_tokenizer, random_crop, save, target_tensor};
+use super::loops::{
+    batch_tensor, load_tokenizer, random_crop, residual_psnr as psnr, save, target_tensor,
+};
 use super::optim::{AdamW, AdamWConfig, lr_at};
 use super::{checkpoint, small};
 
@@ -62,12 +64,6 @@ impl PrefixModel {
         let side = (n as f64).sqrt() as usize;
         Ok(e.transpose(1, 2)?.reshape((b, c, side, side))?)
     }
-}
-
-/// PSNR in image units (signal range 2) of a residual error whose mean square is `mse` at `gain`.
-fn psnr(mse: f64, gain: u32) -> f64 {
-    let g2 = (gain.max(1) as f64).powi(2);
-    10.0 * (4.0 / (mse / g2).max(1e-12)).log10()
 }
 
 /// Mean squared value of `x`.
